@@ -1,0 +1,87 @@
+"""Loading a case: a Turtle file written to the case model, or a FHIR R4 request (JSON).
+
+Every input error is an `InputError` naming the file and the place (exit code 2).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from rdflib import Graph, URIRef
+from rdflib.namespace import RDF
+
+from .errors import InputError
+from .kb import parse_turtle
+from .vocab import CASE_BASE, NR
+
+
+@dataclass
+class Case:
+    """One case: its graph, the case node, the index request and where it came from."""
+
+    id: str
+    graph: Graph
+    node: URIRef
+    request: URIRef
+    source: str
+    kind: str  # "turtle" | "fhir"
+
+
+def load_case(path: str | Path, kb_graph: Graph | None = None) -> Case:
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", source=str(path))
+    if path.is_dir():
+        for name in ("case.ttl", "bundle.json"):
+            if (path / name).exists():
+                return load_case(path / name, kb_graph)
+        raise InputError("folder holds neither case.ttl nor bundle.json", source=str(path))
+    if path.suffix.lower() == ".json":
+        return _load_fhir(path, kb_graph)
+    graph = parse_turtle(path, error=InputError)
+    return case_from_graph(graph, source=str(path), kind="turtle", default_id=_stem(path))
+
+
+def case_from_graph(graph: Graph, source: str, kind: str, default_id: str) -> Case:
+    cases = sorted(set(graph.subjects(RDF.type, NR.PriorAuthorizationCase)))
+    if not cases:
+        raise InputError("no nr:PriorAuthorizationCase in the case graph", source=source)
+    if len(cases) > 1:
+        raise InputError(f"{len(cases)} nr:PriorAuthorizationCase nodes; one case per file",
+                         source=source)
+    node = cases[0]
+    requests = sorted(set(graph.objects(node, NR.indexRequest)))
+    if not requests:
+        raise InputError(f"case <{node}> has no request (nr:indexRequest)", source=source)
+    if len(requests) > 1:
+        raise InputError(f"case <{node}> has {len(requests)} index requests; exactly one allowed",
+                         source=source)
+    return Case(_case_id(node, default_id), graph, node, requests[0], source, kind)
+
+
+def _load_fhir(path: Path, kb_graph: Graph | None) -> Case:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text ({exc.reason})", source=str(path)) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not JSON: {exc.msg}", source=str(path),
+                         place=f"line {exc.lineno} column {exc.colno}") from None
+    from .intake import fhir
+
+    graph = fhir.map_bundle(data, str(path), kb=kb_graph)
+    return case_from_graph(graph, source=str(path), kind="fhir", default_id=_stem(path))
+
+
+def _stem(path: Path) -> str:
+    # cases/<case-id>/case.ttl and cases/<case-id>/bundle.json are named by their folder
+    return path.parent.name if path.stem in ("case", "bundle") else path.stem
+
+
+def _case_id(node: URIRef, default: str) -> str:
+    text = str(node)
+    if text.startswith(CASE_BASE):
+        return text[len(CASE_BASE):].split("/", 1)[0] or default
+    return default

@@ -1,0 +1,126 @@
+"""The one adapter around pySHACL (pinned to 0.40.x: its Validator constructor changed in 0.40).
+
+Two ways to validate, giving the same results (a test compares them on every case):
+
+* `validate_reference`: `pyshacl.validate()` as documented, nothing reused between calls.
+* `ShapesRunner.validate`: the fast path of the engineering notes — the parsed `ShapesGraph`
+  is reused across cases, and the data graph is a `PreparedQueryGraph` that caches
+  `rdflib.plugins.sparql.prepareQuery(text)` by query text. pySHACL re-parses the text of
+  every `sh:select` for every focus node; with the cache each SPARQL constraint is parsed once
+  per process. pySHACL has no public hook for either, hence this module.
+
+Results keep SHACL's structure (SHACL 3.6: focus node, source shape, value, severity, message):
+callers never parse report text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyshacl
+from pyshacl.graph_abstraction import DataGraph
+from pyshacl.shapes_graph import ShapesGraph
+from pyshacl.validator import Validator
+from rdflib import Graph, URIRef
+from rdflib.namespace import RDF, SH
+from rdflib.plugins.sparql import prepareQuery
+
+_PREPARED: dict[str, Any] = {}
+
+
+class PreparedQueryGraph(Graph):
+    """An rdflib Graph whose `query()` reuses prepared queries, keyed by their text."""
+
+    def query(self, query_object, processor="sparql", result="sparql", initNs=None,  # noqa: N803
+              initBindings=None, use_store_provided=True, **kwargs):  # noqa: N803
+        if isinstance(query_object, str) and not initNs:
+            prepared = _PREPARED.get(query_object)
+            if prepared is None:
+                prepared = _PREPARED[query_object] = prepareQuery(query_object)
+            query_object = prepared
+        return super().query(query_object, processor, result, initNs, initBindings,
+                             use_store_provided, **kwargs)
+
+
+@dataclass(frozen=True)
+class ShapeResult:
+    """One SHACL validation result (SHACL 3.6.2), as data."""
+
+    focus_node: Any
+    source_shape: Any
+    severity: URIRef
+    value: Any
+    message: str | None
+    result_path: Any = None
+
+
+@dataclass
+class ShapesReport:
+    conforms: bool
+    results: list[ShapeResult]
+    graph: Graph
+    text: str
+
+
+_OPTIONS = {
+    "inference": "none",
+    "inplace": True,
+    "advanced": False,
+    "abort_on_first": False,
+    "allow_infos": False,
+    "allow_warnings": False,
+    "max_validation_depth": 15,
+}
+
+
+class ShapesRunner:
+    """Validates many data graphs against one shapes graph, parsing the shapes once."""
+
+    def __init__(self, shapes: Graph):
+        self.shapes = shapes
+        self._shapes_graph: ShapesGraph | None = None
+
+    def validate(self, data: Graph) -> ShapesReport:
+        data_graph = DataGraph.from_rdflib(data)
+        validator = Validator(data_graph, shacl_graph=self.shapes, options=dict(_OPTIONS))
+        if self._shapes_graph is None:
+            self._shapes_graph = validator.shacl_graph
+        else:
+            validator.shacl_graph = self._shapes_graph
+        conforms, report, text = validator.run()
+        return _report(conforms, report, text)
+
+
+def validate_reference(data: Graph, shapes: Graph, inference: str = "none") -> ShapesReport:
+    """pySHACL as documented, one call per case (the baseline the fast path is checked against)."""
+    conforms, report, text = pyshacl.validate(
+        data, shacl_graph=shapes, inference=inference, advanced=False
+    )
+    return _report(conforms, report, text)
+
+
+def validate_against_meta(shapes: Graph) -> ShapesReport:
+    """Validate `shapes` as data against pySHACL's bundled SHACL-SHACL graph."""
+    from pyshacl.entrypoints import meta_validate
+
+    conforms, report, text = meta_validate(shapes, inference="none")
+    return _report(conforms, report, text)
+
+
+def _report(conforms: bool, report: Graph, text: str) -> ShapesReport:
+    results = []
+    for node in report.subjects(RDF.type, SH.ValidationResult):
+        message = report.value(node, SH.resultMessage)
+        results.append(
+            ShapeResult(
+                focus_node=report.value(node, SH.focusNode),
+                source_shape=report.value(node, SH.sourceShape),
+                severity=report.value(node, SH.resultSeverity),
+                value=report.value(node, SH.value),
+                message=str(message) if message is not None else None,
+                result_path=report.value(node, SH.resultPath),
+            )
+        )
+    results.sort(key=lambda r: (str(r.source_shape), str(r.focus_node), str(r.value)))
+    return ShapesReport(bool(conforms), results, report, text)

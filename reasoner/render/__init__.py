@@ -1,0 +1,1 @@
+"""Renderers: a Determination to JSON, to RDF (PROV-O) and to a letter. They format; they never decide."""
