@@ -1,0 +1,117 @@
+"""The engine: verdict precedence, outcome rule, versions, fast path equals reference pySHACL,
+PROV-O output, determinism."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from rdflib import Graph
+from rdflib.compare import isomorphic, to_isomorphic
+
+from reasoner.api import Reasoner
+from reasoner.case import case_from_graph
+from reasoner.determine import build_case_graph
+from reasoner.engines.shacl import validate_reference
+from reasoner.render.json import render_json
+from reasoner.render.rdf import determination_graph
+from reasoner.vocab import NR
+
+from .conftest import ROOT, turtle_cases
+
+MINI = ROOT / "tests" / "fixtures" / "mini"
+
+CASE_TTL = """
+@prefix nr: <https://w3id.org/necessity/ontology#> .
+@prefix xsd: <http://www.w3.org/2001/XMLSchema#> .
+@prefix : <https://w3id.org/necessity/case/mini/> .
+:case a nr:PriorAuthorizationCase ; nr:indexRequest :req .
+:req nr:requestedDate "{date}"^^xsd:date {extra} .
+{dx}
+"""
+
+
+def mini_case(date="2026-03-16", extra="", dx=":dx a nr:Diagnosis ."):
+    g = Graph().parse(data=CASE_TTL.format(date=date, extra=extra, dx=dx), format="turtle")
+    return case_from_graph(g, source="mini", kind="turtle", default_id="mini")
+
+
+@pytest.fixture(scope="module")
+def mini():
+    return Reasoner.load(MINI)
+
+
+def test_approved_when_every_applicable_criterion_is_met(mini):
+    d = mini.determine(mini_case(extra='; nr:status "checked"'), "mini")
+    assert d.verdicts() == {"M-1": "met", "M-2": "met", "M-3": "not-applicable"}
+    assert d.outcome == "approved" and not d.clinician_review_required
+
+
+def test_missing_pends_and_lists_what_and_where(mini):
+    d = mini.determine(mini_case(dx=""), "mini")
+    assert d.verdicts()["M-1"] == "missing" and d.outcome == "pended"
+    assert [(m.ref, m.what, m.where) for m in d.missing_information] == [
+        ("M-1", "a diagnosis", "the order"), ("M-2", "no flag check", "")]
+
+
+def test_unmet_wins_over_missing_and_denial_needs_a_clinician(mini):
+    d = mini.determine(mini_case(extra='; nr:text "flag"'), "mini")
+    assert d.verdicts()["M-2"] == "unmet" and d.outcome == "denied"
+    assert d.clinician_review_required and "clinician" in d.notice
+
+
+def test_not_applicable_wins_over_unmet(mini):
+    d = mini.determine(mini_case(extra='; nr:text "score" ; nr:status "checked"'), "mini")
+    assert d.verdicts()["M-3"] == "unmet"
+    d = mini.determine(mini_case(extra='; nr:status "checked"'), "mini")
+    assert d.verdicts()["M-3"] == "not-applicable"
+
+
+def test_version_in_force_on_the_service_date(mini):
+    assert mini.determine(mini_case(date="2025-06-01"), "mini").policy.version == "1"
+    assert mini.determine(mini_case(date="2026-06-01"), "mini").policy.version == "2"
+    assert mini.determine(mini_case(date="2026-06-01"), "mini", version="1").policy.version == "1"
+
+
+def test_met_criterion_is_traced_to_its_facts(mini):
+    d = mini.determine(mini_case(extra='; nr:status "checked"'), "mini")
+    facts = d.criterion("M-1").facts
+    assert [f.iri for f in facts] == ["https://w3id.org/necessity/case/mini/dx"]
+
+
+CASES = turtle_cases()
+
+
+def test_corpus_is_there():
+    assert len(CASES) >= 20, f"only {len(CASES)} Turtle cases collected"
+
+
+@pytest.mark.parametrize("path", CASES, ids=lambda p: p.parent.name)
+def test_fast_path_equals_reference_pyshacl(reasoner, path):
+    """The reused ShapesGraph + prepared-query cache reports exactly what pyshacl.validate does."""
+    case = reasoner.load_case(path)
+    for policy_id in sorted(reasoner.kb.packs):
+        pack = reasoner.kb.pack(policy_id)
+        fast = reasoner.validate(case, policy_id)
+        data = build_case_graph(reasoner.kb, case).data
+        plain = Graph()
+        for t in data:
+            plain.add(t)
+        ref = validate_reference(plain, pack.graph)
+        key = lambda r: (str(r.source_shape), str(r.focus_node), str(r.value), str(r.severity))
+        assert sorted(map(key, fast.results)) == sorted(map(key, ref.results)), policy_id
+
+
+def test_prov_graph_is_deterministic_and_queryable(reasoner):
+    path = ROOT / "cases" / "seed-l5-snrb" / "case.ttl"
+    d1 = reasoner.determine(path, "lcd-l39240")
+    d2 = reasoner.determine(path, "lcd-l39240")
+    g1 = Graph().parse(data=determination_graph(d1).serialize(format="turtle"), format="turtle")
+    g2 = determination_graph(d2)
+    assert isomorphic(to_isomorphic(g1), to_isomorphic(g2))
+    rows = list(g1.query(
+        "SELECT ?ref ?verdict WHERE { ?d nr:hasCriterionResult ?r . ?r nr:referenceId ?ref ; nr:verdict ?verdict }",
+        initNs={"nr": NR}))
+    assert len(rows) == len(d1.criteria)
+    assert render_json(d1) == render_json(d2)
+    assert json.loads(render_json(d1))["case"] == d1.case
