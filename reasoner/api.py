@@ -56,6 +56,13 @@ class Reasoner:
             case = self.load_case(case)
         return self.determiner.determine(case, policy_id, version)
 
+    def record_graph(self, determination: Determination, case: Case) -> Graph:
+        """A self-contained decision record: the determination (PROV-O), the case facts, and
+        the content hash of every ontology, knowledge, rule and shape file used."""
+        from .render.rdf import determination_graph
+
+        return determination_graph(determination, case.graph, self.kb.file_hashes)
+
     def letter(self, determination: Determination) -> str:
         """The determination as a letter; headings come from the nr:LetterSection nodes."""
         from .render.letter import render_letter

@@ -179,5 +179,16 @@ def policies(fmt):
         click.echo(f"{row['id']}\t{row['version']}\t{period}\t{row['criteria']} criteria\t{row['title']}")
 
 
+def _register_extensions() -> None:
+    """Commands kept in their own modules: authoring (check, test, diff) and the store
+    (batch, serve)."""
+    from . import cli_author, cli_store
+
+    cli_author.register(main)
+    cli_store.register(main)
+
+
+_register_extensions()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

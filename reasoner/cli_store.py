@@ -1,0 +1,7 @@
+"""Store commands (batch, serve) for decision records; registered on the main CLI group."""
+
+from __future__ import annotations
+
+
+def register(group) -> None:
+    """Add this module's commands to `group`."""
