@@ -135,3 +135,24 @@ def test_real_subprocess_run():
         capture_output=True, text=True, cwd=ROOT, timeout=120,
     )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+def test_json_contract_keys():
+    """The issue-2 JSON contract: keys may be added, these stay."""
+    data = json.loads(run("determine", SEED, "--policy", "lcd-l39240", "--format", "json").output)
+    assert {"case", "policy", "service", "outcome", "clinician_review_required", "criteria",
+            "missing_information"} <= set(data)
+    assert set(data["policy"]) >= {"id", "version", "iri"}
+    assert set(data["service"]) >= {"code", "levels", "roots", "laterality", "date"}
+    assert data["service"]["roots"] == ["L5"] and data["service"]["laterality"] == "left"
+    assert data["service"]["levels"] == 1 and data["service"]["date"] == "2026-03-16"
+    for c in data["criteria"]:
+        assert set(c) >= {"id", "ref", "label", "status", "message", "facts", "citations"}
+        assert c["status"] in ("met", "unmet", "missing", "not-applicable")
+        for f in c["facts"]:
+            assert set(f) >= {"iri", "text", "source", "inferred"}
+        for cite in c["citations"]:
+            assert set(cite) >= {"id", "text", "doi", "pmid"}
+    for m in data["missing_information"]:
+        assert set(m) >= {"ref", "what", "where"}
+    assert data["clinician_review_required"] == (data["outcome"] == "denied")
