@@ -10,6 +10,7 @@ recommendation: `clinician_review_required` is set and the notice says so.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 from datetime import date
 
 from rdflib import Graph, Literal, URIRef
@@ -178,7 +179,8 @@ class Determiner:
             diagnoses=self._diagnoses(case, cg),
             evidence=self._evidence(pack, version),
             unrecognised=self._unrecognised(case, cg),
-            iri=f"{DETERMINATION_BASE}{case.id}/{pack.policy_id}/{version.version}",
+            iri=f"{DETERMINATION_BASE}{quote(case.id, safe='')}/{pack.policy_id}/"
+                f"{quote(version.version, safe='')}",
             notice=notice,
         )
 
