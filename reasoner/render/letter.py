@@ -64,8 +64,9 @@ def render_letter(d: Determination, sections: dict[str, tuple[str, int, str | No
     refs = _References()
     lines: list[str] = []
     service = d.service
-    what = service.get("label") or f"CPT {service.get('code')}"
-    lines.append(f"Medical Necessity Determination: {what} (CPT {service.get('code')})")
+    code = f"CPT {service.get('code')}"
+    what = service.get("label") or code
+    lines.append(f"Medical Necessity Determination: {what}" + ("" if code in what else f" ({code})"))
     lines.append(f"Policy: {d.policy.title}, version {d.policy.version}")
     lines.append("")
     lines.append("Direct Recommendation")
@@ -147,12 +148,13 @@ def _criterion_line(c, refs: _References) -> str:
     policy_cites = [refs.cite(x.id, _bibliographic(x)) for x in c.citations if x.id == (c.passage.citation.id if c.passage and c.passage.citation else None)]
     facts = "; ".join(_fact_phrase(f) for f in c.facts)
     if c.status == "met":
-        text = c.rationale or c.message
-        body = f"- {text}" + (f": {facts}" if facts else "")
+        text = (c.rationale or c.message).rstrip(". ")
+        body = f"- {text}" + (f": {facts}" if facts else "") + "."
     elif c.status == "unmet":
-        body = f"- {c.label} ({c.ref}) not met: {c.message}" + (f". Record: {facts}" if facts else "")
+        body = f"- {c.label} ({c.ref}) not met: {c.message.rstrip('. ')}" + (f". Record: {facts}" if facts else "") + "."
     else:
-        body = f"- {c.label} ({c.ref}) documentation missing: {c.message}" + (f". Record: {facts}" if facts else "")
+        body = (f"- {c.label} ({c.ref}) documentation missing: {c.message.rstrip('. ')}"
+                + (f". Record: {facts}" if facts else "") + ".")
     return body + refs.marks(numbers + policy_cites)
 
 
