@@ -21,7 +21,7 @@ from rdflib.namespace import OWL, RDF, RDFS, SH, SKOS
 from rdflib.plugins.sparql import prepareQuery
 
 from .errors import InputError, KnowledgeError
-from .vocab import NR, PREFIXES, bind_prefixes
+from .vocab import CODE_BASE, NR, PREFIXES, bind_prefixes
 
 
 def project_root() -> Path:
@@ -236,7 +236,8 @@ class KnowledgeBase:
         return self._superclasses.get(cls, frozenset())
 
     def concept_description(self, concept: URIRef) -> list[tuple]:
-        """Triples describing a concept and its ancestors (skos:broader*), cached.
+        """Triples describing a concept and the concepts it links to (its ancestors by
+        skos:broader, anatomy links such as nr:impliedZone), cached.
 
         A concept the knowledge graph lacks but whose IRI lies in a known scheme's namespace
         gets its notation and scheme from the IRI, so that prefix value sets still match it;
@@ -253,7 +254,8 @@ class KnowledgeBase:
             seen.add(node)
             for p, o in self.knowledge.predicate_objects(node):
                 triples.append((node, p, o))
-                if p == SKOS.broader and isinstance(o, URIRef):
+                # ancestors, and concepts reached through anatomy links (an implied zone's role)
+                if isinstance(o, URIRef) and str(o).startswith(CODE_BASE):
                     stack.append(o)
         if not triples:
             for ns, scheme in self._scheme_by_namespace.items():
