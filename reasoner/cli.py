@@ -74,9 +74,15 @@ def write_output(text: str, output: str | None) -> None:
 
 
 def _reasoner():
+    """The loaded knowledge base; kept for the life of the process (one per NECESSITY_HOME)."""
+    return _load_reasoner(os.environ.get("NECESSITY_HOME"))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_reasoner(home: str | None):
     from .api import Reasoner
 
-    return Reasoner.load()
+    return Reasoner.load(home)
 
 
 policy_option = click.option("--policy", "policy_id", required=True, metavar="ID",
@@ -87,7 +93,30 @@ output_option = click.option("--output", "-o", default=None, metavar="FILE",
                              help="Write to FILE (atomically) instead of standard output.")
 
 
-@click.group(epilog=EXIT_CODES_HELP)
+class _ReasonerGroup(click.Group):
+    """The main group; the authoring (check, test, diff) and store (batch, serve) commands live
+    in their own modules and are added on first use, which also keeps start-up light."""
+
+    _extensions_loaded = False
+
+    def _load_extensions(self) -> None:
+        if not self._extensions_loaded:
+            self._extensions_loaded = True
+            from . import cli_author, cli_store
+
+            cli_author.register(self)
+            cli_store.register(self)
+
+    def list_commands(self, ctx):
+        self._load_extensions()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx, cmd_name):
+        self._load_extensions()
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_ReasonerGroup, epilog=EXIT_CODES_HELP)
 @click.version_option(package_name="necessity-reasoner")
 def main():
     """Medical-necessity determinations from a knowledge graph: criteria as SHACL, evidence as RDF."""
@@ -100,8 +129,11 @@ def main():
 @click.option("--format", "fmt", type=click.Choice(["letter", "json", "turtle"]), default="letter",
               show_default=True)
 @output_option
+@click.option("--store", "store_location", default=None, metavar="PATH_OR_URL",
+              help="Also write the decision record to this store (folder or SPARQL endpoint URL); "
+                   "deciding again replaces it.")
 @guarded
-def determine(case, policy_id, policy_version, fmt, output):
+def determine(case, policy_id, policy_version, fmt, output, store_location):
     """Decide CASE (Turtle case file, FHIR R4 JSON, or a case folder) under a policy."""
     from .render.json import render_json
     from .render.rdf import render_turtle
@@ -109,6 +141,11 @@ def determine(case, policy_id, policy_version, fmt, output):
     r = _reasoner()
     loaded = r.load_case(case)
     d = r.determine(loaded, policy_id, policy_version)
+    if store_location:
+        from .store import open_store
+
+        with open_store(store_location) as store:
+            store.put(d.iri, r.record_graph(d, loaded))
     if fmt == "json":
         text = render_json(d)
     elif fmt == "turtle":
@@ -144,9 +181,12 @@ def validate(case, policy_id, fmt):
               help="Add this case (with its inferences) to the queried graph.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True)
+@click.option("--store", "store_location", default=None, metavar="PATH_OR_URL",
+              help="Query the decision store (folder or SPARQL endpoint URL) + knowledge graph.")
 @guarded
-def query(query, case, fmt):
-    """Run SPARQL (a query string or a .rq file) over ontology + knowledge + packs (+ case)."""
+def query(query, case, fmt, store_location):
+    """Run SPARQL (a query string or a .rq file) over ontology + knowledge + packs (+ case),
+    or with --store over the stored decision records + the knowledge graph."""
     from .errors import InputError
     from .render.results import render_results
 
@@ -156,6 +196,19 @@ def query(query, case, fmt):
         if not path.exists():
             raise InputError("file not found", source=query)
         source, query = str(path), path.read_text(encoding="utf-8")
+    if store_location:
+        if case:
+            raise InputError("--case and --store do not combine: store a case with "
+                             "`determine --store` first")
+        from .store import open_store
+
+        with open_store(store_location, create=False) as store:
+            try:
+                store.ensure_kb()
+            except InputError as exc:  # e.g. a read-only endpoint: query what it holds
+                click.echo(f"warning: knowledge graph not updated in the store: {exc}", err=True)
+            click.echo(render_results(store.query(query, source=source), fmt), nl=False)
+        return
     r = _reasoner()
     loaded = r.load_case(case) if case else None
     result = r.query(query, loaded, source=source)
@@ -178,17 +231,6 @@ def policies(fmt):
         period = f"{row['effective_from'] or '?'} .. {row['effective_until'] or 'in force'}"
         click.echo(f"{row['id']}\t{row['version']}\t{period}\t{row['criteria']} criteria\t{row['title']}")
 
-
-def _register_extensions() -> None:
-    """Commands kept in their own modules: authoring (check, test, diff) and the store
-    (batch, serve)."""
-    from . import cli_author, cli_store
-
-    cli_author.register(main)
-    cli_store.register(main)
-
-
-_register_extensions()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -72,6 +72,8 @@ def _one_line(error: dict) -> str:
     if kind == "missing":
         return "required element missing"
     msg = msg.replace("Value error, ", "")
+    if "date" in msg.lower():
+        return "not a valid FHIR date or dateTime (" + " ".join(msg.split())[:120] + ")"
     return " ".join(msg.split())[:160]
 
 
@@ -94,26 +96,33 @@ def validate_resource(resource: dict[str, Any], *, entry: int | None = None,
         first = errors[0] if errors else {"loc": (), "msg": str(exc)}
         element = rtype + ("." + _loc_path(first.get("loc", ())) if first.get("loc") else "")
         element = element.replace(f"{rtype}.[", f"{rtype}[")
-        if is_r5_shaped(resource):
+        if is_r5_shaped(resource, errors):
             return StructureProblem(
                 entry, full_url, element,
-                "R5-shaped resource (valid FHIR R5, not R4); send FHIR R4 (4.0.1) JSON")
+                "R5-shaped: this element has the FHIR R5 form, not R4; send FHIR R4 (4.0.1) JSON")
         return StructureProblem(entry, full_url, element, _one_line(first))
     except Exception as exc:  # the library raises a few non-pydantic errors on odd input
         return StructureProblem(entry, full_url, rtype, " ".join(str(exc).split())[:160])
     return None
 
 
-def is_r5_shaped(resource: dict[str, Any]) -> bool:
-    """True if the resource validates as FHIR R5 (used only after R4B rejected it)."""
+def is_r5_shaped(resource: dict[str, Any], r4_errors: list[dict] | None = None) -> bool:
+    """True if what R4B rejected is FHIR R5: the whole resource validates as R5, or an element
+    R4B rejects (e.g. ServiceRequest.code as a CodeableReference, MedicationStatement.medication)
+    is valid in R5. Used only after R4B rejected the resource."""
     cls = _r5_class(str(resource.get("resourceType")))
     if cls is None:
         return False
     try:
         cls.model_validate(resource)
+        return True
+    except ValidationError as exc:
+        r5_bad = {e["loc"][0] for e in exc.errors() if e.get("loc") and e.get("type") != "missing"}
     except Exception:
         return False
-    return True
+    r4_bad = {e["loc"][0] for e in (r4_errors or []) if e.get("loc") and e.get("type") != "missing"}
+    r4_bad = {f for f in r4_bad if isinstance(f, str) and f in resource}
+    return bool(r4_bad) and not (r4_bad & r5_bad)
 
 
 def validate_bundle_shell(bundle: dict[str, Any]) -> StructureProblem | None:
