@@ -179,6 +179,7 @@ class Determiner:
             diagnoses=self._diagnoses(case, cg),
             evidence=self._evidence(pack, version),
             unrecognised=self._unrecognised(case, cg),
+            not_counted=self._not_counted(case, cg),
             iri=f"{DETERMINATION_BASE}{quote(case.id, safe='')}/{pack.policy_id}/"
                 f"{quote(version.version, safe='')}",
             notice=notice,
@@ -446,6 +447,17 @@ class Determiner:
                 "label": self.kb.label(code) if code is not None else None,
                 "text": _str(cg.data.value(dx, RDFS.label)),
             })
+        return out
+
+    def _not_counted(self, case: Case, cg: CaseGraph) -> list[Fact]:
+        """Record items the input contract treats as absent (e.g. a FHIR resource in a status
+        that does not count, CONVENTIONS §1 rule 6), with the reason."""
+        out = []
+        for item in sorted(case.graph.objects(case.node, NR.hasNotCountedItem)):
+            fact = self.describe_fact(item, cg)
+            reason = case.graph.value(item, NR.reason)
+            text = f"{fact.text}: {reason}" if reason is not None else fact.text
+            out.append(Fact(iri=fact.iri, text=text, source=fact.source, source_iri=fact.source_iri))
         return out
 
     def _unrecognised(self, case: Case, cg: CaseGraph) -> list[Fact]:

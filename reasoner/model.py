@@ -174,6 +174,7 @@ class Determination:
     diagnoses: list[dict[str, Any]] = field(default_factory=list)
     evidence: list[EvidenceItem] = field(default_factory=list)
     unrecognised: list[Fact] = field(default_factory=list)
+    not_counted: list[Fact] = field(default_factory=list)
     iri: str = ""
     notice: str | None = None
 
@@ -200,5 +201,6 @@ class Determination:
             "criteria": [c.to_dict() for c in self.criteria],
             "missing_information": [m.to_dict() for m in self.missing_information],
             "not_recognised": [f.to_dict() for f in self.unrecognised],
+            "not_counted": [f.to_dict() for f in self.not_counted],
             "evidence": [e.to_dict() for e in self.evidence],
         }

@@ -112,6 +112,10 @@ def render_letter(d: Determination, sections: dict[str, tuple[str, int, str | No
         lines.append("")
         lines.append("Not recognised (kept, not used to decide): "
                      + "; ".join(f.text for f in d.unrecognised))
+    if d.not_counted:
+        lines.append("")
+        lines.append("Not counted (status or date outside the input contract): "
+                     + "; ".join(f.text for f in d.not_counted))
     lines.append("")
     lines.append("References")
     for i, key in enumerate(refs.order, 1):
