@@ -374,9 +374,11 @@ class Determiner:
         for g in (pack.graph, self.kb.knowledge):
             order = g.value(section, NR.order)
             if order is not None:
+                # top-level sections count in hundreds, their subsections in units
                 parent = g.value(section, NR.parentSection)
-                base = self._order(parent, pack) * 100 if parent is not None else 0
-                return base + int(order)
+                if parent is None:
+                    return int(order) * 100
+                return self._order(parent, pack) + int(order)
         return 10_000
 
     def _evidence(self, pack: PolicyPack, version: PolicyVersion) -> list[EvidenceItem]:

@@ -86,7 +86,7 @@ def render_letter(d: Determination, sections: dict[str, tuple[str, int, str | No
     printed_parents: set[str] = set()
     def order_of(iri):
         label, order, parent = sections.get(iri, (iri, 10_000, None))
-        return (order_of(parent)[0] * 100 + order if parent else order, label)
+        return (order_of(parent)[0] + order if parent else order * 100, label)
     for iri in sorted((k for k in by_section if k is not None), key=order_of):
         label, _, parent = sections.get(iri, (iri, 0, None))
         if parent and parent not in printed_parents:
