@@ -10,7 +10,12 @@ fi
 extras=${1:-}
 stamp=.venv/.installed${extras:+-$extras}
 if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
-  python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-  python -m pip install -q -e ".${extras:+[$extras]}"
+  echo "setting up .venv (pip install -e .${extras:+[$extras]}) ..." >&2
+  log=.venv/pip-install.log
+  if ! python -m pip install -e ".${extras:+[$extras]}" >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    echo "pip install failed; full log in $log" >&2
+    exit 2
+  fi
   touch "$stamp"
 fi

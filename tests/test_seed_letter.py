@@ -158,10 +158,6 @@ def test_both_forms_give_the_expected_verdicts(reasoner, form, policy):
     assert got == want["criteria"]
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "engine: determine._order scales a child section by parent*100 but leaves a top-level section "
-    "at its own order, so sections without children (Expected Outcomes 5, Risk-Benefit 6) print "
-    "before every subsection (101...); sort by the (parent order, order) path instead"))
 def test_seed_headings_are_printed_in_the_seed_order(letter):
     from .test_evidence import SEED_HEADINGS
 
