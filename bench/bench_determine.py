@@ -73,9 +73,9 @@ def naive_verdicts(r: Reasoner, case, policy_id: str):
         for t in merged.query(rule).graph:
             merged.add(t)
     report = validate_reference(merged, pack.graph, inference="rdfs")
-    from reasoner.determine import _date
+    from reasoner.kb import as_date
 
-    requested = _date(case.graph.value(case.request, NR.requestedDate))
+    requested = as_date(case.graph.value(case.request, NR.requestedDate))
     version = pack.version(None, on=requested)
     d = r.determiner._assemble(case, pack, version, CaseGraph(merged, Graph()), report, requested)
     return d.verdicts()

@@ -21,6 +21,7 @@ from .case import Case
 from .engines.shacl import PreparedQueryGraph, ShapesReport, ShapesRunner
 from .errors import KnowledgeError
 from .kb import KnowledgeBase, PolicyPack, PolicyVersion
+from .kb import as_date
 from .model import (
     Citation,
     ConditionHit,
@@ -98,7 +99,7 @@ class Determiner:
 
     def determine(self, case: Case, policy_id: str, version: str | None = None) -> Determination:
         pack = self.kb.pack(policy_id)
-        requested = _date(case.graph.value(case.request, NR.requestedDate))
+        requested = as_date(case.graph.value(case.request, NR.requestedDate))
         policy_version = pack.version(version, on=requested)
         case_graph, report = self.validate(case, pack)
         return self._assemble(case, pack, policy_version, case_graph, report, requested)
@@ -433,7 +434,7 @@ class Determiner:
         patient = g.value(case.node, NR.patient) or g.value(case.request, NR.subject)
         if patient is None:
             return {}
-        born = _date(g.value(patient, NR.birthDate))
+        born = as_date(g.value(patient, NR.birthDate))
         age = None
         if born and requested:
             age = requested.year - born.year - ((requested.month, requested.day) < (born.month, born.day))
@@ -472,18 +473,6 @@ class Determiner:
                 out.setdefault(str(concept), Fact(iri=str(concept), text=text,
                                                   source=self._source_text(s, cg.data.value(s, PROV.wasDerivedFrom), cg.data)))
         return [out[k] for k in sorted(out)]
-
-
-def _date(value) -> date | None:
-    if value is None:
-        return None
-    py = value.toPython() if isinstance(value, Literal) else value
-    if isinstance(py, date):
-        return py
-    try:
-        return date.fromisoformat(str(value)[:10])
-    except ValueError:
-        return None
 
 
 def _str(value) -> str | None:

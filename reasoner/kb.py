@@ -189,8 +189,8 @@ class KnowledgeBase:
                     PolicyVersion(
                         iri=v,
                         version=str(graph.value(v, OWL.versionInfo) or v),
-                        effective_from=_as_date(graph.value(v, NR.effectiveFrom)),
-                        effective_until=_as_date(graph.value(v, NR.effectiveUntil)),
+                        effective_from=as_date(graph.value(v, NR.effectiveFrom)),
+                        effective_until=as_date(graph.value(v, NR.effectiveUntil)),
                         criteria=sorted(graph.objects(v, NR.hasCriterion)),
                     )
                 )
@@ -305,7 +305,7 @@ class KnowledgeBase:
 _DCT_TITLE = URIRef("http://purl.org/dc/terms/title")
 
 
-def _as_date(value) -> date | None:
+def as_date(value) -> date | None:
     if value is None:
         return None
     py = value.toPython() if isinstance(value, Literal) else None
