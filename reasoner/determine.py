@@ -271,6 +271,8 @@ class Determiner:
         if isinstance(node, Literal):
             return Fact(iri=str(node), text=str(node), source="", inferred=inference is not None)
         label = data.value(node, RDFS.label)
+        if label is None and (node, RDF.type, SKOS.Concept) in data:
+            label = self.kb.label(node, (data,))  # a coded value, e.g. a requested root
         text = str(label) if label is not None else self._generated_text(node, data)
         source_node = data.value(node, PROV.wasDerivedFrom)
         source = self._source_text(node, source_node, data)

@@ -42,10 +42,11 @@ def sources() -> Graph:
 
 @pytest.fixture(scope="module")
 def kg() -> Graph:
-    """Evidence files plus every pack (criteria cite records, and packs define coverage records)."""
+    """Evidence and coverage records plus every pack (criteria cite records, and packs define coverage records)."""
     g = Graph()
-    for path in sorted((ROOT / "knowledge" / "evidence").glob("*.ttl")):
-        g.parse(path)
+    for folder in ("evidence", "coverage"):
+        for path in sorted((ROOT / "knowledge" / folder).glob("*.ttl")):
+            g.parse(path)
     for path in sorted((ROOT / "shapes").glob("*/*.ttl")):
         g.parse(path)
     return g
