@@ -86,6 +86,7 @@ class Determiner:
         self.kb = kb
         self._runners: dict[str, ShapesRunner] = {}
         self._trace_queries: dict[str, object] = {}
+        self._citations: dict[tuple, Citation] = {}
 
     def runner(self, pack: PolicyPack) -> ShapesRunner:
         runner = self._runners.get(pack.policy_id)
@@ -334,6 +335,15 @@ class Determiner:
         return text
 
     def citation(self, node, pack: PolicyPack | None = None) -> Citation:
+        """The bibliographic record `node` (knowledge graph or packs), cached: records do not
+        change between cases."""
+        key = (node, pack.policy_id if pack else None)
+        cached = self._citations.get(key)
+        if cached is None:
+            cached = self._citations[key] = self._citation(node, pack)
+        return cached
+
+    def _citation(self, node, pack: PolicyPack | None) -> Citation:
         graphs = [self.kb.knowledge] + ([pack.graph] if pack else []) + [
             p.graph for p in self.kb.packs.values()]
         def val(prop):
