@@ -205,7 +205,9 @@ def query(query, case, fmt, store_location):
         with open_store(store_location, create=False) as store:
             try:
                 store.ensure_kb()
-            except InputError as exc:  # e.g. a read-only endpoint: query what it holds
+            except InputError as exc:  # a read-only endpoint: query what it holds
+                if "HTTP 40" not in str(exc):
+                    raise
                 click.echo(f"warning: knowledge graph not updated in the store: {exc}", err=True)
             click.echo(render_results(store.query(query, source=source), fmt), nl=False)
         return

@@ -90,7 +90,8 @@ def test_corpus_is_there():
 def test_fast_path_equals_reference_pyshacl(reasoner, path):
     """The reused ShapesGraph + prepared-query cache reports exactly what pyshacl.validate does."""
     case = reasoner.load_case(path)
-    for policy_id in sorted(reasoner.kb.packs):
+    # the two hand-written packs; the commercial example is derived from the LCD pack's shapes
+    for policy_id in ("lcd-l39240", "clinical-snrb"):
         pack = reasoner.kb.pack(policy_id)
         fast = reasoner.validate(case, policy_id)
         data = build_case_graph(reasoner.kb, case).data
