@@ -183,7 +183,7 @@ class Determiner:
             unrecognised=self._unrecognised(case, cg),
             not_counted=self._not_counted(case, cg),
             iri=f"{DETERMINATION_BASE}{quote(case.id, safe='')}/{pack.policy_id}/"
-                f"{quote(version.version, safe='')}",
+                f"{quote(_local_name(version.iri), safe='')}",
             notice=notice,
         )
 
@@ -485,6 +485,11 @@ class Determiner:
                 out.setdefault(str(concept), Fact(iri=str(concept), text=text,
                                                   source=self._source_text(s, cg.data.value(s, PROV.wasDerivedFrom), cg.data)))
         return [out[k] for k in sorted(out)]
+
+
+def _local_name(iri) -> str:
+    """The last segment of an IRI (a version IRI names its version without spaces)."""
+    return str(iri).rstrip("/").rsplit("/", 1)[-1].rsplit("#", 1)[-1]
 
 
 def _str(value) -> str | None:
