@@ -20,7 +20,11 @@ VS = Namespace("https://w3id.org/necessity/valueset/")
 CODE = "https://w3id.org/necessity/code/"
 ICD = Namespace(CODE + "icd10cm/")
 ICD_SCHEME = URIRef(CODE + "icd10cm")
-VALUE_SETS_JSON = Path("/work/shared/fhir/value-sets.json")
+VALUE_SETS_JSON = next(
+    (p for p in (ROOT.parent / "shared" / "fhir" / "value-sets.json",
+                 Path("/work/shared/fhir/value-sets.json")) if p.exists()),
+    ROOT.parent / "shared" / "fhir" / "value-sets.json",
+)
 
 TURTLE_FILES = sorted(
     list((ROOT / "ontology").glob("*.ttl")) + list((ROOT / "knowledge").rglob("*.ttl"))

@@ -20,7 +20,7 @@ from .conftest import ROOT
 
 CASE = ROOT / "cases" / "seed-l5-snrb" / "case.ttl"
 EXPECTED = json.loads((ROOT / "cases" / "seed-l5-snrb" / "expected.json").read_text())
-BUNDLE = ROOT.parent / "shared" / "fhir" / "examples" / "seed-l5-snrb.json"
+BUNDLE = ROOT / "cases" / "fhir-example-seed-l5-snrb" / "bundle.json"  # copy of the shared example
 
 
 @pytest.fixture(scope="module")
