@@ -4,7 +4,6 @@ complete and coherent (docs/architecture.md "Namespaces", fhir/CONVENTIONS.md §
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -149,8 +148,6 @@ def test_icd_file_names_installed_package():
     assert f"simple-icd-10-cm {version} " in head
 
 
-@pytest.mark.skipif(not os.environ.get("NR_SLOW_TESTS"),
-                    reason="regenerates ICD-10-CM (about 4 s): set NR_SLOW_TESTS=1")
 def test_icd_file_is_current():
     """knowledge/codes/icd10cm.ttl is what scripts/build_icd10cm.py writes today."""
     pytest.importorskip("simple_icd_10_cm")
