@@ -102,8 +102,8 @@ def render_letter(d: Determination, sections: dict[str, tuple[str, int, str | No
         lines.append("")
         lines.append("Information Needed")
         for req in d.missing_information:
-            where = f" Where: {req.where}." if req.where else ""
-            lines.append(f"- {req.ref}: {req.what}.{where}")
+            where = f" Where: {req.where.rstrip('. ')}." if req.where else ""
+            lines.append(f"- {req.ref}: {req.what.rstrip('. ')}.{where}")
     not_applicable = [c for c in d.criteria if c.status == "not-applicable"]
     if not_applicable:
         lines.append("")
@@ -143,7 +143,7 @@ def _recommendation(d: Determination, refs: _References) -> str:
     if d.outcome == "approved":
         met = [c for c in d.criteria if c.status == "met"]
         return head + f" All {len(met)} applicable criteria are met."
-    reasons = "; ".join(f"{c.ref} {c.status}: {c.message}" for c in decisive)
+    reasons = "; ".join(f"{c.ref} {c.status}: {c.message.rstrip('. ')}" for c in decisive)
     return head + f" Decisive: {reasons}."
 
 
