@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Iterable
 
 from rdflib import BNode, Graph, Literal, URIRef
-from rdflib.namespace import OWL, RDF, RDFS, SH, SKOS
+from rdflib.namespace import RDF, RDFS, SH, SKOS
 
 from .errors import InputError
 from .vocab import CODE_BASE, NR, PREFIXES, VS
