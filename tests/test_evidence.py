@@ -19,16 +19,15 @@ from rdflib.namespace import DCTERMS, RDF, RDFS
 
 from .conftest import ROOT
 
-NR = "https://w3id.org/necessity/ontology#"
-SRC = "https://w3id.org/necessity/source/"
-EV = "https://w3id.org/necessity/evidence/"
-CITO_EVIDENCE = URIRef("http://purl.org/spar/cito/citesAsEvidence")
-CITO_AUTHORITY = URIRef("http://purl.org/spar/cito/citesAsAuthority")
-YEAR = URIRef("http://purl.org/spar/fabio/hasPublicationYear")
+from reasoner.vocab import CITO, EV, FABIO, NR, SRC
+
+CITO_EVIDENCE = CITO.citesAsEvidence
+CITO_AUTHORITY = CITO.citesAsAuthority
+YEAR = FABIO.hasPublicationYear
 
 
 def nr(name: str) -> URIRef:
-    return URIRef(NR + name)
+    return NR[name]
 
 
 RECORD_CLASSES = (nr("BibliographicRecord"), nr("Guideline"), nr("CoverageDocument"))
