@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT))
 import pyoxigraph as ox  # noqa: E402
 
 from reasoner import batch  # noqa: E402
-from reasoner.batch import CaseResult, collect_cases, run_batch  # noqa: E402
+from reasoner.batch import CaseResult, run_batch  # noqa: E402
+from reasoner.case import collect_cases  # noqa: E402
 from reasoner.store import EmbeddedStore, record_ntriples, safe_iri  # noqa: E402
 from reasoner.vocab import CASE_BASE, DETERMINATION_BASE  # noqa: E402
 

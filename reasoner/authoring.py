@@ -42,7 +42,9 @@ from typing import Iterable
 from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.namespace import RDF, RDFS, SH, SKOS
 
+from .case import collect_cases
 from .errors import InputError
+from .model import reference_sort_key
 from .vocab import CODE_BASE, NR, PREFIXES, VS
 
 FABIO_YEAR = URIRef("http://purl.org/spar/fabio/hasPublicationYear")
@@ -896,7 +898,7 @@ class TestReport:
                 if lacking:
                     rows.append((c, lacking))
             if rows:
-                out[policy] = sorted(rows, key=lambda r: (_ref_key(r[0]["ref"]), r[0]["iri"]))
+                out[policy] = sorted(rows, key=lambda r: (reference_sort_key(r[0]["ref"]), r[0]["iri"]))
         return out
 
     def to_dict(self) -> dict:
@@ -907,7 +909,7 @@ class TestReport:
             "compared": self.compared,
             "mismatches": [m.to_dict() for m in self.mismatches],
             "errors": self.errors,
-            "coverage": {p: sorted(c.values(), key=lambda r: (_ref_key(r["ref"]), r["iri"]))
+            "coverage": {p: sorted(c.values(), key=lambda r: (reference_sort_key(r["ref"]), r["iri"]))
                          for p, c in sorted(self.coverage.items())},
             "unexercised": {p: [r["iri"] for r in rows] for p, rows in self.unexercised().items()},
             "gaps": {p: [{"iri": r["iri"], "ref": r["ref"], "lacking": lacking} for r, lacking in rows]
@@ -927,7 +929,7 @@ class TestReport:
             out.append("")
             out.append(f"coverage of {policy} (cases per verdict; unmet and missing cases named"
                        f"{'' if verbose else ', --verbose names all'}):")
-            for row in sorted(crits.values(), key=lambda r: (_ref_key(r["ref"]), r["iri"])):
+            for row in sorted(crits.values(), key=lambda r: (reference_sort_key(r["ref"]), r["iri"])):
                 counts = " ".join(f"{s}={len(row[s])}" for s in STATUSES)
                 out.append(f"  {row['ref']:<12} {counts:<48} versions: {', '.join(row['versions'])}")
                 for s in STATUSES:
@@ -938,7 +940,7 @@ class TestReport:
         if unex:
             out.append("criteria no case exercises (never met, unmet or missing):")
             for policy, rows in sorted(unex.items()):
-                for row in sorted(rows, key=lambda r: _ref_key(r["ref"])):
+                for row in sorted(rows, key=lambda r: reference_sort_key(r["ref"])):
                     out.append(f"  {policy} {row['ref']} <{row['iri']}> (versions: {', '.join(row['versions'])})")
         else:
             out.append("every criterion is exercised by at least one case")
@@ -952,27 +954,11 @@ class TestReport:
         return "\n".join(out) + "\n"
 
 
-def _ref_key(ref: str):
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", ref or "")]
-
 
 def find_cases(paths: Iterable[str] | None, root: Path) -> list[Path]:
-    """Case inputs: given files or folders (a folder holding case.ttl/bundle.json is one case; any
-    other folder is searched for case folders); default `cases/` under the project root."""
-    paths = list(paths or []) or [str(root / "cases")]
-    out = []
-    for p in paths:
-        path = Path(p)
-        if not path.exists():
-            raise InputError("file not found", source=str(p))
-        if path.is_file():
-            out.append(path)
-        elif (path / "case.ttl").exists() or (path / "bundle.json").exists():
-            out.append(path)
-        else:
-            out += sorted(d for d in path.iterdir()
-                          if d.is_dir() and ((d / "case.ttl").exists() or (d / "bundle.json").exists()))
-    return out
+    """Case inputs (files or folders, see `case.collect_cases`); default `cases/` under the
+    project root."""
+    return collect_cases(list(paths or []) or [root / "cases"])
 
 
 def _case_folder(path: Path) -> Path:
@@ -1041,7 +1027,7 @@ def run_tests(reasoner, case_paths: list[Path], policy: str | None = None,
             if exp.outcome is not None and exp.outcome != d.outcome:
                 mismatches.append(Mismatch(case.id, pid, "outcome", exp.outcome, d.outcome))
             actual = d.verdicts()
-            for ref, status in sorted(exp.verdicts.items(), key=lambda kv: _ref_key(kv[0])):
+            for ref, status in sorted(exp.verdicts.items(), key=lambda kv: reference_sort_key(kv[0])):
                 if actual.get(ref) != status:
                     mismatches.append(Mismatch(case.id, pid, ref, status, actual.get(ref)))
     return TestReport(names, decided, mismatches, compared, coverage, errors)
@@ -1145,7 +1131,7 @@ class DiffReport:
         if quiet:
             out.append("")
             out.append("criteria in one side only, where they pass (met or not applicable):")
-            for (ref, side), counts in sorted(quiet.items(), key=lambda kv: _ref_key(kv[0][0])):
+            for (ref, side), counts in sorted(quiet.items(), key=lambda kv: reference_sort_key(kv[0][0])):
                 text = ", ".join(f"{status} in {n} case(s)" for status, n in sorted(counts.items()))
                 out.append(f"  {ref} ({side}): {text}")
         out.append("")
@@ -1210,7 +1196,7 @@ def run_diff(reasoner, case_paths: list[Path], from_ref: str, to_ref: str,
         used_versions.add((a.policy.version, b.policy.version))
         va, vb = a.verdicts(), b.verdicts()
         changed = [{"ref": ref, "from": va.get(ref), "to": vb.get(ref)}
-                   for ref in sorted(set(va) | set(vb), key=_ref_key) if va.get(ref) != vb.get(ref)]
+                   for ref in sorted(set(va) | set(vb), key=reference_sort_key) if va.get(ref) != vb.get(ref)]
         cases.append(CaseDiff(case.id, f"{p1}@{a.policy.version}", f"{p2}@{b.policy.version}",
                               a.outcome, b.outcome, changed))
     version_pairs = sorted(used_versions) or [(pack1.version(v1).version, pack2.version(v2).version)]
@@ -1218,7 +1204,7 @@ def run_diff(reasoner, case_paths: list[Path], from_ref: str, to_ref: str,
     for va_name, vb_name in version_pairs:
         for change in shape_changes(pack1, pack1.version(va_name), pack2, pack2.version(vb_name)):
             shapes.setdefault(change.ref, change)
-    return DiffReport(from_ref, to_ref, cases, sorted(shapes.values(), key=lambda s: _ref_key(s.ref)))
+    return DiffReport(from_ref, to_ref, cases, sorted(shapes.values(), key=lambda s: reference_sort_key(s.ref)))
 
 
 def _pack_namespace(pack) -> str:
@@ -1268,7 +1254,7 @@ def shape_changes(pack1, version1, pack2, version2) -> list[ShapeChange]:
     a, b = by_ref(pack1, version1), by_ref(pack2, version2)
     ns1, ns2 = _pack_namespace(pack1), _pack_namespace(pack2)
     changes = []
-    for ref in sorted(set(a) | set(b), key=_ref_key):
+    for ref in sorted(set(a) | set(b), key=reference_sort_key):
         if ref not in b:
             changes.append(ShapeChange(ref, "removed", _shape_names(pack1, a[ref]), [], []))
             continue

@@ -5,7 +5,8 @@ turn a case path into its decision record as N-Triples; the parent process is th
 the store and writes each record as one atomic operation (`reasoner.store`). So a crash, a
 SIGKILL or Ctrl-C leaves every record written before it whole, and none written in part.
 
-    from reasoner.batch import collect_cases, run_batch
+    from reasoner.batch import run_batch
+    from reasoner.case import collect_cases
     from reasoner.store import open_store
     with open_store("decisions.oxigraph") as store:
         summary = run_batch(collect_cases(["cases"]), "lcd-l39240", store, workers=2)
@@ -20,12 +21,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
-from .errors import InputError, ReasonerError
+from .errors import ReasonerError
 from .store import record_ntriples, safe_iri
 
-CASE_FILES = ("case.ttl", "bundle.json")
 
 
 @dataclass
@@ -64,30 +64,6 @@ class BatchSummary:
         if self.interrupted:
             out.append("interrupted: the records above are stored, the rest were not decided")
         return out
-
-
-def collect_cases(inputs: Iterable[str | os.PathLike]) -> list[Path]:
-    """Case inputs from files and folders: a case file as given; a case folder (holding
-    case.ttl or bundle.json) as itself; any other folder searched for case folders."""
-    out: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if not path.exists():
-            raise InputError("file not found", source=str(path))
-        if path.is_file():
-            out.append(path)
-        elif any((path / name).exists() for name in CASE_FILES):
-            out.append(path)
-        else:
-            folders = sorted({p.parent for name in CASE_FILES for p in path.rglob(name)})
-            out.extend(folders)
-    seen, unique = set(), []
-    for p in out:
-        key = p.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append(p)
-    return unique
 
 
 # ---------------------------------------------------------------------- worker side

@@ -6,8 +6,10 @@ Every input error is an `InputError` naming the file and the place (exit code 2)
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from rdflib import Graph, URIRef
 from rdflib.namespace import RDF
@@ -29,12 +31,39 @@ class Case:
     kind: str  # "turtle" | "fhir"
 
 
+CASE_FILES = ("case.ttl", "bundle.json")
+
+
+def collect_cases(inputs: Iterable[str | os.PathLike]) -> list[Path]:
+    """Case inputs from files and folders: a case file as given; a case folder (holding
+    case.ttl or bundle.json) as itself; any other folder searched for case folders.
+    Shared by `batch`, `test` and `diff`."""
+    out: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if not path.exists():
+            raise InputError("file not found", source=str(path))
+        if path.is_file():
+            out.append(path)
+        elif any((path / name).exists() for name in CASE_FILES):
+            out.append(path)
+        else:
+            out.extend(sorted({p.parent for name in CASE_FILES for p in path.rglob(name)}))
+    seen, unique = set(), []
+    for p in out:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique
+
+
 def load_case(path: str | Path, kb_graph: Graph | None = None) -> Case:
     path = Path(path)
     if not path.exists():
         raise InputError("file not found", source=str(path))
     if path.is_dir():
-        for name in ("case.ttl", "bundle.json"):
+        for name in CASE_FILES:
             if (path / name).exists():
                 return load_case(path / name, kb_graph)
         raise InputError("folder holds neither case.ttl nor bundle.json", source=str(path))

@@ -27,7 +27,7 @@ def register(group) -> None:
     The shared helpers of cli.py are imported here, not at module level: cli.py imports this
     module while it is itself being imported (and, under `python -m reasoner.cli`, runs as
     __main__), so a top-level import would be circular."""
-    from .cli import EXIT_CODES_HELP, guarded, output_option, write_output
+    from .cli import EXIT_CODES_HELP, _reasoner, guarded, output_option, write_output
 
     @group.command(epilog=EXIT_CODES_HELP)
     @click.argument("paths", nargs=-1, type=click.Path())
@@ -67,10 +67,9 @@ def register(group) -> None:
         """Decide CASES (default: every case under cases/), compare with each case's
         expected.json, and print criterion coverage: which cases make each criterion met, unmet,
         missing or not applicable, and the criteria no case exercises. Exit 1 on any mismatch."""
-        from .api import Reasoner
         from .authoring import find_cases, run_tests
 
-        r = Reasoner.load()
+        r = _reasoner()
         report = run_tests(r, find_cases(cases, r.kb.root), policy_id, all_versions)
         text = _dumps(report.to_dict()) if fmt == "json" else report.render_text(verbose)
         write_output(text, output)
@@ -89,10 +88,9 @@ def register(group) -> None:
         """Decide CASES (default: every case under cases/) under two packs or two versions: which
         outcomes flip, which criterion verdicts change, and which criteria's shapes differ.
         Without @VERSION each case is decided under the version in force on its service date."""
-        from .api import Reasoner
         from .authoring import find_cases, run_diff
 
-        r = Reasoner.load()
+        r = _reasoner()
         report = run_diff(r, find_cases(cases, r.kb.root), from_ref, to_ref)
         text = _dumps(report.to_dict()) if fmt == "json" else report.render_text()
         write_output(text, output)

@@ -29,7 +29,8 @@ def register(group) -> None:
         """Decide every case in CASES (case files, case folders, or folders of case folders)
         under a policy and store each decision record in the store, one named graph per
         determination. Deciding a case again replaces its record."""
-        from .batch import collect_cases, run_batch
+        from .batch import run_batch
+        from .case import collect_cases
         from .errors import InputError
         from .store import open_store
 

@@ -32,6 +32,7 @@ from .model import (
     InformationRequest,
     Passage,
     PolicyRef,
+    reference_sort_key,
 )
 from .vocab import CITO, CODE_BASE, DETERMINATION_BASE, FABIO, NR, PRISM
 
@@ -149,7 +150,7 @@ class Determiner:
                             criterion=result.id,
                         )
                     )
-        criteria.sort(key=lambda c: (c.section_order, _ref_key(c.ref)))
+        criteria.sort(key=lambda c: (c.section_order, reference_sort_key(c.ref)))
         statuses = {c.status for c in criteria}
         outcome = "denied" if "unmet" in statuses else "pended" if "missing" in statuses else "approved"
         notice = None
@@ -516,8 +517,3 @@ def _short_label(g: Graph, concept, kb: KnowledgeBase) -> str | None:
             return str(alt)
     return kb.label(concept, (g,)) or _notation(g, concept)
 
-
-def _ref_key(ref: str):
-    import re
-
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", ref)]

@@ -7,10 +7,16 @@ of issue 2: keys may be added, the documented ones stay.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 STATUSES = ("met", "unmet", "missing", "not-applicable")
+
+
+def reference_sort_key(ref: str | None) -> list:
+    """Order reference ids naturally: ESI-CI-2 before ESI-CI-10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", ref or "")]
 OUTCOMES = ("approved", "denied", "pended")
 
 

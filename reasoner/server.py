@@ -31,6 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from .errors import InputError, ReasonerError
+from .model import reference_sort_key
 from .store import KB_GRAPH, EmbeddedStore, safe_iri
 from .vocab import NR
 
@@ -341,7 +342,7 @@ if (cfg.run) {{
         derived = {c.ref: c for c in d.criteria} if d is not None else {}
         rows = []
         results = sorted(record.objects(det, NR.hasCriterionResult),
-                         key=lambda n: _ref_key(str(record.value(n, NR.referenceId))))
+                         key=lambda n: reference_sort_key(str(record.value(n, NR.referenceId))))
         for node in results:
             ref = str(record.value(node, NR.referenceId))
             verdict = _verdict(_short(record.value(node, NR.verdict)))
@@ -403,11 +404,6 @@ def _verdict(name: str) -> str:
     return {"Met": "met", "Unmet": "unmet", "Missing": "missing",
             "NotApplicable": "not-applicable"}.get(name, name)
 
-
-def _ref_key(ref: str):
-    import re
-
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", ref)]
 
 
 _CSS = """

@@ -29,7 +29,8 @@ import pytest
 from rdflib import Graph, URIRef
 from rdflib.namespace import PROV, RDFS
 
-from reasoner.batch import collect_cases, run_batch
+from reasoner.batch import run_batch
+from reasoner.case import collect_cases
 from reasoner.kb import file_hash
 from reasoner.store import EmbeddedStore, RemoteStore
 from reasoner.vocab import NR
