@@ -80,7 +80,7 @@ def naive_verdicts(r: Reasoner, case, policy_id: str):
 
     requested = as_date(case.graph.value(case.request, NR.requestedDate))
     version = pack.version(None, on=requested)
-    d = r.determiner._assemble(case, pack, version, CaseGraph(merged, Graph()), report, requested)
+    d = r.determiner.assemble(case, pack, version, CaseGraph(merged, Graph()), report, requested)
     return d.verdicts()
 
 

@@ -1,0 +1,94 @@
+"""What every command shares: exit-code help, the error guard, atomic output, the process-wide
+knowledge base and the options defined once. Imports nothing of the CLI package itself, so that
+every command module can import it without a circle.
+
+Exit codes: 0 ran (positive result), 1 negative result where the command asks for it
+(validate: does not conform), 2 bad input (file, case, FHIR, query, policy id),
+3 bad knowledge base, 4 internal error.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0  ran; positive result (approved/pended/denied printed, conforms, clean)
+  1  negative result where the command asks for it (validate: does not conform)
+  2  bad input: missing or malformed file, FHIR, query, unknown policy or version
+  3  bad knowledge base: ontology, knowledge or policy pack does not load
+  4  internal error
+"""
+
+
+def _fail(exc) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+def guarded(func):
+    """Turn ReasonerErrors into a one-line message and their exit code; never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from ..errors import EXIT_INTERNAL, ReasonerError
+
+        try:
+            return func(*args, **kwargs)
+        except ReasonerError as exc:
+            _fail(exc)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:  # pragma: no cover - the last resort
+            if os.environ.get("REASONER_DEBUG"):
+                raise
+            click.echo(f"internal error: {type(exc).__name__}: {exc}", err=True)
+            sys.exit(EXIT_INTERNAL)
+
+    return wrapper
+
+
+def write_output(text: str, output: str | None) -> None:
+    """Print, or write the file atomically (a temporary file renamed into place)."""
+    if not output:
+        click.echo(text, nl=False)
+        return
+    target = Path(output)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _reasoner():
+    """The loaded knowledge base; kept for the life of the process (one per NECESSITY_HOME)."""
+    return _load_reasoner(os.environ.get("NECESSITY_HOME"))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_reasoner(home: str | None):
+    from ..api import Reasoner
+
+    return Reasoner.load(home)
+
+
+policy_option = click.option("--policy", "policy_id", required=True, metavar="ID",
+                             help="Policy pack id (see `reasoner policies`).")
+version_option = click.option("--version", "policy_version", default=None, metavar="VERSION",
+                              help="Policy version; default: the one in force on the service date.")
+output_option = click.option("--output", "-o", default=None, metavar="FILE",
+                             help="Write to FILE (atomically) instead of standard output.")

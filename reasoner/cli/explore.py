@@ -1,0 +1,69 @@
+"""`query` and `policies`: look into the knowledge graph, the packs and the decision store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from .common import EXIT_CODES_HELP, _reasoner, guarded
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@click.argument("query")
+@click.option("--case", "case", default=None, type=click.Path(),
+              help="Add this case (with its inferences) to the queried graph.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)
+@click.option("--store", "store_location", default=None, metavar="PATH_OR_URL",
+              help="Query the decision store (folder or SPARQL endpoint URL) + knowledge graph.")
+@guarded
+def query(query, case, fmt, store_location):
+    """Run SPARQL (a query string or a .rq file) over ontology + knowledge + packs (+ case),
+    or with --store over the stored decision records + the knowledge graph."""
+    from ..errors import InputError
+    from ..render.results import render_results
+
+    source = "query"
+    if os.path.exists(query) or query.endswith(".rq"):
+        path = Path(query)
+        if not path.exists():
+            raise InputError("file not found", source=query)
+        source, query = str(path), path.read_text(encoding="utf-8")
+    if store_location:
+        if case:
+            raise InputError("--case and --store do not combine: store a case with "
+                             "`determine --store` first")
+        from ..store import open_store
+
+        with open_store(store_location, create=False) as store:
+            try:
+                store.ensure_kb()
+            except InputError as exc:  # a read-only endpoint: query what it holds
+                if "HTTP 40" not in str(exc):
+                    raise
+                click.echo(f"warning: knowledge graph not updated in the store: {exc}", err=True)
+            click.echo(render_results(store.query(query, source=source), fmt), nl=False)
+        return
+    r = _reasoner()
+    loaded = r.load_case(case) if case else None
+    result = r.query(query, loaded, source=source)
+    click.echo(render_results(result, fmt), nl=False)
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@guarded
+def policies(fmt):
+    """List the policy packs with their versions and effective periods."""
+    import json
+
+    rows = _reasoner().policies()
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    for row in rows:
+        period = f"{row['effective_from'] or '?'} .. {row['effective_until'] or 'in force'}"
+        click.echo(f"{row['id']}\t{row['version']}\t{period}\t{row['criteria']} criteria\t{row['title']}")

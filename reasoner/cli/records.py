@@ -1,0 +1,98 @@
+"""Store commands (batch, serve) for decision records; registered on the main CLI group."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .common import EXIT_CODES_HELP, guarded, policy_option, version_option
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@click.argument("cases", nargs=-1, required=True, type=click.Path())
+@policy_option
+@version_option
+@click.option("--store", "store_location", required=True, metavar="PATH_OR_URL",
+              help="Decision store: a folder (embedded pyoxigraph, created if absent) or a "
+                   "SPARQL 1.1 endpoint URL (see docs/store.md).")
+@click.option("--workers", "-j", type=click.IntRange(1, 64), default=None,
+              help="Worker processes (default: every core).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar (default: on when standard error is a terminal).")
+@click.option("--verbose", "-v", is_flag=True,
+              help="One line per case on standard error once its record is stored.")
+@guarded
+def batch(cases, policy_id, policy_version, store_location, workers, progress, verbose):
+    """Decide every case in CASES (case files, case folders, or folders of case folders)
+    under a policy and store each decision record in the store, one named graph per
+    determination. Deciding a case again replaces its record."""
+    from ..batch import run_batch
+    from ..case import collect_cases
+    from ..errors import InputError
+    from ..store import open_store
+
+    paths = collect_cases(cases)
+    if not paths:
+        raise InputError("no cases found (case.ttl or bundle.json)", source=" ".join(cases))
+    show = (sys.stderr.isatty() and not verbose) if progress is None else progress
+
+    def log(result):
+        if result.error:
+            click.echo(f"failed {result.error}", err=True)
+        else:
+            click.echo(f"stored {result.iri} {result.outcome}", err=True)
+        sys.stderr.flush()
+
+    with open_store(store_location) as store:
+        if show:
+            with click.progressbar(length=len(paths), label="deciding", file=sys.stderr,
+                                   show_pos=True, show_eta=True) as bar:
+                summary = run_batch(paths, policy_id, store, version=policy_version,
+                                    workers=workers, progress=lambda _r: bar.update(1))
+        else:
+            summary = run_batch(paths, policy_id, store, version=policy_version,
+                                workers=workers, progress=log if verbose else None)
+    for line in summary.lines():
+        click.echo(line)
+    if summary.interrupted:
+        sys.exit(130)
+    if summary.errors:
+        sys.exit(2)
+
+@click.command(epilog=EXIT_CODES_HELP)
+@click.option("--store", "store_location", required=True, metavar="PATH",
+              help="Decision store folder (embedded pyoxigraph; created if absent).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--write-token", default=None, metavar="TOKEN", envvar="REASONER_WRITE_TOKEN",
+              help="Accept SPARQL updates that send `Authorization: Bearer TOKEN` "
+                   "(env REASONER_WRITE_TOKEN). Without it the endpoint is read-only.")
+@guarded
+def serve(store_location, host, port, write_token):
+    """Serve the store: SPARQL 1.1 Protocol endpoint at /sparql, a query page at /, and a
+    page per determination at /determination?iri=..."""
+    from ..errors import InputError
+    from ..server import make_server
+    from ..store import EmbeddedStore
+
+    if store_location.startswith(("http://", "https://")):
+        raise InputError("serve needs a store folder, not a URL (the URL is already an "
+                         "endpoint)", source=store_location)
+    store = EmbeddedStore(store_location)
+    try:
+        server = make_server(store, host=host, port=port, write_token=write_token)
+    except OSError as exc:
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    bound_host, bound_port = server.server_address[:2]
+    mode = "read-write with token" if write_token else "read-only"
+    click.echo(f"serving {store_location} ({mode}) at http://{bound_host}:{bound_port}/ "
+               f"(SPARQL endpoint /sparql); Ctrl-C stops", err=True)
+    sys.stderr.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        store.close()

@@ -1,0 +1,162 @@
+"""The determination, top-down: `Determiner.determine` runs the steps of the package docstring
+in order; `assemble` turns a SHACL report into a `Determination`."""
+
+from __future__ import annotations
+
+from datetime import date
+from urllib.parse import quote
+
+from rdflib import URIRef
+from rdflib.namespace import RDFS
+
+from ..case import Case
+from ..engines.shacl import ShapesReport, ShapesRunner
+from ..kb import KnowledgeBase, PolicyPack, PolicyVersion, as_date
+from ..model import (
+    Citation,
+    ConditionHit,
+    CriterionResult,
+    Determination,
+    Fact,
+    Passage,
+    PolicyRef,
+    reference_sort_key,
+)
+from ..vocab import DETERMINATION_BASE, NR
+from . import summary, verdicts
+from .case_graph import CaseGraph, build_case_graph
+from .citations import Citations
+from .facts import FactTracer
+from .text import local_name, str_or_none
+
+
+class Determiner:
+    """Decides cases under the packs of one knowledge base; state is built once and reused
+    (parsed shapes per pack, prepared trace queries, resolved citations)."""
+
+    def __init__(self, kb: KnowledgeBase):
+        self.kb = kb
+        self._runners: dict[str, ShapesRunner] = {}
+        self.facts = FactTracer(kb)
+        self.citations = Citations(kb)
+
+    def determine(self, case: Case, policy_id: str, version: str | None = None) -> Determination:
+        """Decide `case` under the pack `policy_id` (the version named, else the one in force
+        on the service date, else the newest)."""
+        pack = self.kb.pack(policy_id)
+        requested = as_date(case.graph.value(case.request, NR.requestedDate))
+        policy_version = pack.version(version, on=requested)
+        case_graph, report = self.validate(case, pack)  # steps 1 and 2
+        return self.assemble(case, pack, policy_version, case_graph, report, requested)
+
+    def runner(self, pack: PolicyPack) -> ShapesRunner:
+        runner = self._runners.get(pack.policy_id)
+        if runner is None:
+            runner = self._runners[pack.policy_id] = ShapesRunner(pack.graph)
+        return runner
+
+    def validate(self, case: Case, pack: PolicyPack) -> tuple[CaseGraph, ShapesReport]:
+        """Steps 1 and 2: the per-case graph, and the pack's SHACL report on it."""
+        case_graph = build_case_graph(self.kb, case)
+        return case_graph, self.runner(pack).validate(case_graph.data)
+
+    def assemble(self, case: Case, pack: PolicyPack, version: PolicyVersion, cg: CaseGraph,
+                 report: ShapesReport, requested: date | None) -> Determination:
+        """Steps 3 to 6: verdicts and outcome, traced facts, citations, the case summary."""
+        hits = verdicts.condition_hits(report, case.request, pack)
+        criteria, requests = [], []
+        for criterion in version.criteria:
+            status, deciding = verdicts.verdict(hits.get(criterion, []))
+            result = self.criterion_result(case, pack, criterion, status, deciding, cg)
+            criteria.append(result)
+            if status == "missing":
+                requests.extend(verdicts.information_requests(result, deciding, pack))
+        criteria.sort(key=lambda c: (c.section_order, reference_sort_key(c.ref)))
+        outcome = verdicts.outcome(criteria)
+        return Determination(
+            case=str(case.node),
+            case_id=case.id,
+            policy=PolicyRef(
+                id=pack.policy_id,
+                version=version.version,
+                iri=str(version.iri),
+                title=pack.title,
+                policy_iri=str(pack.policy_iri),
+            ),
+            service=summary.service(self.kb, case, cg),
+            outcome=outcome,
+            clinician_review_required=outcome == "denied",
+            criteria=criteria,
+            missing_information=verdicts.unique_requests(requests),
+            patient=summary.patient(case, requested),
+            diagnoses=summary.diagnoses(self.kb, case, cg),
+            evidence=self.citations.evidence(pack, version),
+            unrecognised=summary.unrecognised(self.facts, case, cg),
+            not_counted=summary.not_counted(self.facts, case, cg),
+            iri=f"{DETERMINATION_BASE}{quote(case.id, safe='')}/{pack.policy_id}/"
+                f"{quote(local_name(version.iri), safe='')}",
+            notice=self.kb.label_comment(NR.Denied) if outcome == "denied" else None,
+        )
+
+    def criterion_result(self, case: Case, pack: PolicyPack, criterion, status: str,
+                         hits: list[ConditionHit], cg: CaseGraph) -> CriterionResult:
+        """One criterion's result: its verdict with the facts, passage and citations behind it."""
+        g = pack.graph
+        ref = str(g.value(criterion, NR.referenceId) or criterion)
+        passage_node = g.value(criterion, NR.encodesPassage)
+        passage = None
+        if passage_node is not None:
+            cite = g.value(passage_node, NR.citation)
+            passage = Passage(
+                iri=str(passage_node),
+                text=str(g.value(passage_node, NR.passageText) or ""),
+                section=str_or_none(g.value(passage_node, NR.section)),
+                citation=self.citation(cite, pack) if cite is not None else None,
+            )
+        citations: dict[str, Citation] = {}
+        for node in list(g.objects(criterion, NR.citation)) + (
+            [g.value(passage_node, NR.citation)] if passage_node is not None else []
+        ):
+            if node is not None:
+                c = self.citation(node, pack)
+                citations[c.id] = c
+        evidence = sorted(g.objects(criterion, NR.supportingEvidence))
+        for item in evidence:
+            for source in self.citations.evidence_sources(item, pack):
+                c = self.citation(source, pack)
+                citations[c.id] = c
+        facts = self.facts.trace(case, pack, criterion, cg)
+        # the value a condition reported is a fact too, if the trace query did not name it
+        for hit in hits:
+            if (hit.value and hit.value != str(case.request)
+                    and URIRef(hit.value) in cg.data.subjects()
+                    and not any(f.iri == hit.value for f in facts)):
+                facts.append(self.facts.describe(URIRef(hit.value), cg, pack))
+        if status == "met" or not hits:
+            message = str(g.value(criterion, NR.message) or "")
+        else:
+            message = "; ".join(dict.fromkeys(h.message for h in hits))
+        section = g.value(criterion, NR.letterSection)
+        return CriterionResult(
+            id=str(criterion),
+            ref=ref,
+            label=str(g.value(criterion, RDFS.label) or ref),
+            status=status,
+            message=message,
+            facts=sorted(facts, key=lambda f: (f.inferred, f.text, f.iri)),
+            citations=sorted(citations.values(), key=lambda c: c.id),
+            passage=passage,
+            conditions=list(hits),
+            rationale=str_or_none(g.value(criterion, NR.rationale)),
+            section=str(section) if section is not None else None,
+            section_order=self.citations.section_order(section, pack),
+            evidence=[str(e) for e in evidence],
+        )
+
+    # kept for callers of the former single-module API (tests, notebooks)
+    def citation(self, node, pack: PolicyPack | None = None) -> Citation:
+        return self.citations.citation(node, pack)
+
+    def describe_fact(self, node, cg: CaseGraph, pack: PolicyPack | None = None,
+                      inference=None) -> Fact:
+        return self.facts.describe(node, cg, pack, inference)
