@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Time `reasoner check` on the whole repository, as a user runs it: median of 3 runs each,
-with HermiT and with --no-hermit (issue 4: under 10 s without HermiT).
+with HermiT and with --no-hermit (target: under 10 s without HermiT; the tests never assert
+time, this benchmark measures it).
 
     python bench/bench_check.py            # prints the medians and the per-check timings
 

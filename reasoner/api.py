@@ -9,9 +9,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from rdflib import Graph
+from rdflib.namespace import SKOS
 
 from .case import Case, load_case
 from .determine import Determiner, build_case_graph
@@ -19,6 +21,7 @@ from .engines.shacl import ShapesReport
 from .errors import InputError
 from .kb import KnowledgeBase
 from .model import Determination
+from .vocab import NR
 
 
 class Reasoner:
@@ -33,6 +36,9 @@ class Reasoner:
         return cls(KnowledgeBase(Path(root) if root else None))
 
     def policies(self) -> list[dict]:
+        """One row per pack version: id, title, version, period, criteria, the service codes
+        the pack covers (what routing by service code matches) and whether it is an example
+        pack that decides only when named."""
         out = []
         for pack in self.kb.packs.values():
             for v in sorted(pack.versions, key=lambda v: (v.effective_from or v.version, v.version)):
@@ -44,6 +50,8 @@ class Reasoner:
                     "effective_from": v.effective_from.isoformat() if v.effective_from else None,
                     "effective_until": v.effective_until.isoformat() if v.effective_until else None,
                     "criteria": len(v.criteria),
+                    "services": sorted(self.kb.code_text(s) for s in pack.services),
+                    "illustrative_only": pack.illustrative_only,
                 })
         return out
 
@@ -55,6 +63,37 @@ class Reasoner:
         if not isinstance(case, Case):
             case = self.load_case(case)
         return self.determiner.determine(case, policy_id, version)
+
+    def covering_policies(self, case: Case | str | Path) -> list[str]:
+        """The ids (sorted) of the packs that decide the index request's service: those whose
+        `nr:appliesToService` is the request's code (`nr:code` of the `nr:indexRequest`) or one
+        of its broader concepts. Example packs (`nr:illustrativeOnly true`) are skipped: they
+        decide only when named. None covering it is an InputError naming the code and system."""
+        if not isinstance(case, Case):
+            case = self.load_case(case)
+        code = case.graph.value(case.request, NR.code)
+        if code is None:
+            raise InputError("the index request has no service code, so no policy can be "
+                             "chosen by it; name the policy", source=case.source)
+        codes = {code} | set(self.kb.knowledge.transitive_objects(code, SKOS.broader))
+        out = sorted(p.policy_id for p in self.kb.packs.values()
+                     if not p.illustrative_only and p.services & codes)
+        if not out:
+            raise InputError(f"no loaded policy covers the requested service: code "
+                             f"{self.kb.code_text(code)}", source=case.source)
+        return out
+
+    def determine_all(self, case: Case | str | Path, policy_id: str | None = None,
+                      version: str | None = None) -> list[Determination]:
+        """Decide under the policy named, or else under every policy that covers the request's
+        service (`covering_policies`), in policy-id order."""
+        if not isinstance(case, Case):
+            case = self.load_case(case)
+        if policy_id:
+            return [self.determine(case, policy_id, version)]
+        if version:
+            raise InputError("a policy version needs the policy it belongs to")
+        return [self.determine(case, pid) for pid in self.covering_policies(case)]
 
     def record_graph(self, determination: Determination, case: Case) -> Graph:
         """A self-contained decision record: the determination (PROV-O), the case facts, and
@@ -88,6 +127,13 @@ class Reasoner:
         _, report = self.determiner.validate(case, self.kb.pack(policy_id))
         return report
 
+    def precedence_notes(self, case: Case, policy_id: str, report: ShapesReport) -> list[str]:
+        """Why a criterion shown with conditions of two kinds in `report` has the verdict it
+        has (determine/verdicts.py, `precedence_notes`)."""
+        from .determine.verdicts import precedence_notes
+
+        return precedence_notes(report, case.request, self.kb.pack(policy_id))
+
     def query_graph(self, case: Case | None = None) -> Graph:
         """Ontology + knowledge + every pack (+ the case with its inferences) as one graph."""
         graph = Graph()
@@ -114,7 +160,11 @@ class Reasoner:
 
 
 def _parse_error(exc: Exception) -> str:
+    """The parser's message without the position it appends ("(at char 18), (line:1,
+    col:19)"): the error line names the place once, as line and column."""
     text = " ".join(str(exc).split())
+    text = re.sub(r"\s*\(at char \d+\),?\s*\(line:\d+, col:\d+\)\s*$", "", text)
+    text = re.sub(r"\s*\(at char \d+\)\s*$", "", text)
     return text[:200]
 
 

@@ -96,17 +96,41 @@ class PolicyPack:
 
     def version(self, name: str | None = None, on: date | None = None) -> PolicyVersion:
         """The version named, else the one in force on the date, else the newest."""
+        return self.select_version(name, on)[0]
+
+    def select_version(self, name: str | None = None,
+                       on: date | None = None) -> tuple[PolicyVersion, str]:
+        """The version that decides, and why (said in every determination): the version named
+        by the caller; else the one in force on the service date (the latest to take effect if
+        several are); else the current (newest) version, because no encoded version was in
+        force on that date or the request has no date."""
         if name:
             for v in self.versions:
                 if v.version == name or str(v.iri) == name:
-                    return v
+                    return v, f"version {v.version} asked for by name"
             known = ", ".join(v.version for v in self.versions)
             raise InputError(f"unknown version {name!r} of policy {self.policy_id} (known: {known})")
-        if on is not None:
-            in_force = [v for v in self.versions if v.in_force_on(on)]
-            if in_force:
-                return max(in_force, key=lambda v: v.effective_from or date.min)
-        return max(self.versions, key=lambda v: v.effective_from or date.min)
+        newest = max(self.versions, key=lambda v: v.effective_from or date.min)
+        if on is None:
+            return newest, "the current version: the request has no service date"
+        in_force = [v for v in self.versions if v.in_force_on(on)]
+        if in_force:
+            chosen = max(in_force, key=lambda v: v.effective_from or date.min)
+            return chosen, f"in force on the service date {on.isoformat()}"
+        return newest, f"the current version: no encoded version was in force on {on.isoformat()}"
+
+    @cached_property
+    def services(self) -> frozenset[URIRef]:
+        """The service codes the policy decides (`nr:appliesToService` of the policy)."""
+        return frozenset(o for o in self.graph.objects(self.policy_iri, NR.appliesToService)
+                         if isinstance(o, URIRef))
+
+    @cached_property
+    def illustrative_only(self) -> bool:
+        """True for an example pack (`nr:illustrativeOnly true` on its policy node), which
+        decides a request only when it is named; routing by service code skips it."""
+        value = self.graph.value(self.policy_iri, ILLUSTRATIVE_ONLY)
+        return value is not None and value.toPython() is True
 
     @cached_property
     def condition_shapes(self) -> dict[URIRef, tuple[URIRef, URIRef]]:
@@ -268,6 +292,21 @@ class KnowledgeBase:
         self._concept_cache[concept] = triples
         return triples
 
+    def code_text(self, concept: URIRef) -> str:
+        """A code as a message names it: its notation and code system, e.g. "99213 (CPT)"; a
+        code outside every known system is its IRI."""
+        scheme = self.knowledge.value(concept, SKOS.inScheme)
+        if scheme is None:
+            scheme = next((s for ns, s in self._scheme_by_namespace.items()
+                           if str(concept).startswith(ns)), None)
+        if scheme is None:
+            return f"<{concept}> (no known code system)"
+        from urllib.parse import unquote
+
+        notation = self.knowledge.value(concept, SKOS.notation)
+        code = str(notation) if notation is not None else unquote(str(concept)[len(str(scheme)) + 1:])
+        return f"{code} ({self.label(scheme) or scheme})"
+
     def is_known_concept(self, concept: URIRef) -> bool:
         return (concept, RDF.type, SKOS.Concept) in self.knowledge
 
@@ -303,6 +342,8 @@ class KnowledgeBase:
 
 
 _DCT_TITLE = URIRef("http://purl.org/dc/terms/title")
+#: read by IRI: the term is declared by the packs that use it and the ontology
+ILLUSTRATIVE_ONLY = URIRef(str(NR) + "illustrativeOnly")
 
 
 def as_date(value) -> date | None:

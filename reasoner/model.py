@@ -17,6 +17,8 @@ STATUSES = ("met", "unmet", "missing", "not-applicable")
 def reference_sort_key(ref: str | None) -> list:
     """Order reference ids naturally: ESI-CI-2 before ESI-CI-10."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", ref or "")]
+
+
 OUTCOMES = ("approved", "denied", "pended")
 
 
@@ -183,6 +185,8 @@ class Determination:
     not_counted: list[Fact] = field(default_factory=list)
     iri: str = ""
     notice: str | None = None
+    #: which policy version decided and why, e.g. "in force on the service date 2026-03-01"
+    version_selection: str | None = None
 
     def criterion(self, ref: str) -> CriterionResult:
         for c in self.criteria:
@@ -198,6 +202,7 @@ class Determination:
             "determination": self.iri,
             "case": self.case,
             "policy": self.policy.to_dict(),
+            "version_selection": self.version_selection,
             "service": self.service,
             "patient": self.patient,
             "diagnoses": self.diagnoses,

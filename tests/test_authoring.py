@@ -89,13 +89,14 @@ def test_check_is_clean_on_the_repo_as_a_user_runs_it():
     assert "clean" in proc.stdout.splitlines()[-1]
 
 
-def test_check_json_without_hermit_is_fast_and_says_hermit_was_skipped():
+def test_check_json_without_hermit_says_hermit_was_skipped_and_reports_timings():
+    # how long it takes is measured by bench/bench_check.py, never asserted (no test asserts time)
     result = CliRunner().invoke(main, ["check", "--no-hermit", "--format", "json"])
     assert result.exit_code in (0, 1), result.output
     data = json.loads(result.output)
     skipped = [p for p in data["problems"] if p["kind"] == "reasoner-skipped"]
     assert skipped and skipped[0]["severity"] == "info"
-    assert sum(data["timings"].values()) < 10, data["timings"]
+    assert {"parse", "sparql", "criteria", "declared", "qc"} <= set(data["timings"])
 
 
 def test_check_exit_code_2_when_it_cannot_run(tmp_path):
@@ -591,3 +592,43 @@ def test_boundary_case_flips_on_six_weeks_of_conservative_care(reasoner, tmp_pat
     [case] = report.cases
     assert (case.from_outcome, case.to_outcome) == ("approved", "denied")
     assert {"ref": "ESI-CI-3", "from": "met", "to": "unmet"} in case.changed
+
+
+# ---------------------------------------------------------------------- issue 10 point 5
+
+
+def test_diff_headline_counts_what_it_lists():
+    from reasoner.authoring.diff import CaseDiff, DiffReport
+
+    cases = [
+        CaseDiff("flip", "a@1", "b@1", "denied", "approved", [{"ref": "X-1", "from": "unmet", "to": "met"}]),
+        CaseDiff("changed", "a@1", "b@1", "pended", "pended", [{"ref": "X-2", "from": "met", "to": "missing"}]),
+        CaseDiff("one-sided", "a@1", "b@1", "approved", "approved", [{"ref": "X-3", "from": None, "to": "met"}]),
+        CaseDiff("same", "a@1", "b@1", "approved", "approved", []),
+    ]
+    text = DiffReport("a", "b", cases, []).render_text()
+    headline = text.splitlines()[0]
+    assert headline == ("diff a -> b: 4 case(s) decided; 1 outcome flip(s) and 1 case(s) with "
+                        "changed verdicts but the same outcome, listed below; 1 more differ only "
+                        "in criteria of one side that pass there (summarised)")
+    flips = text.split("outcome flips:\n")[1].split("\n\n")[0]
+    same = text.split("changed verdicts, same outcome:\n")[1].split("\n\n")[0]
+    assert [line.split(":")[0].strip() for line in flips.splitlines() if not line.startswith("      ")] == ["flip"]
+    assert [line.split(" ")[2] for line in same.splitlines()] == ["changed"]
+
+
+@pytest.mark.parametrize("command", [["test", "--policy", LCD], ["diff", "--from", LCD, "--to", COMMERCIAL]])
+def test_long_commands_print_progress_when_not_on_a_terminal(command, monkeypatch):
+    monkeypatch.setenv("REASONER_PROGRESS_SECONDS", "0")
+    cases = [str(CASES / n) for n in ("seed-l5-snrb", "approvable-left-l5")]
+    result = CliRunner().invoke(main, [command[0], *cases, *command[1:]])
+    assert result.exit_code == 0, result.output
+    verb = "decided" if command[0] == "test" else "compared"
+    assert result.stderr.splitlines() == [f"{verb} 1/2 cases", f"{verb} 2/2 cases"]
+    assert "1/2" not in result.stdout  # progress goes to standard error only
+
+
+def test_progress_is_silent_for_a_quick_run():
+    cases = [str(CASES / "seed-l5-snrb")]
+    result = CliRunner().invoke(main, ["test", *cases, "--policy", LCD])
+    assert result.exit_code == 0 and result.stderr == ""

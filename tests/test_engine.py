@@ -116,3 +116,78 @@ def test_prov_graph_is_deterministic_and_queryable(reasoner):
     assert len(rows) == len(d1.criteria)
     assert render_json(d1) == render_json(d2)
     assert json.loads(render_json(d1))["case"] == d1.case
+
+
+# ---------------------------------------------------------------------- version selection, routing
+
+
+def test_version_selection_says_which_version_and_why(mini):
+    d = mini.determine(mini_case(date="2026-06-01"), "mini")
+    assert (d.policy.version, d.version_selection) == ("2", "in force on the service date 2026-06-01")
+    d = mini.determine(mini_case(date="2019-06-01"), "mini")  # before every encoded version
+    assert d.policy.version == "2"
+    assert d.version_selection == ("the current version: no encoded version was in force on "
+                                   "2019-06-01")
+    d = mini.determine(mini_case(date="2019-06-01"), "mini", version="1")
+    assert (d.policy.version, d.version_selection) == ("1", "version 1 asked for by name")
+    assert json.loads(render_json(d))["version_selection"] == "version 1 asked for by name"
+    g = determination_graph(d)
+    assert [str(o) for o in g.objects(None, NR.versionSelection)] == ["version 1 asked for by name"]
+
+
+CPT_64483 = "https://w3id.org/necessity/code/cpt/64483"
+
+
+def routed_project(tmp_path):
+    """The mini project with three packs: `mini` (covers CPT 64483), `mini-example` (covers it
+    too but is marked nr:illustrativeOnly) and `mini-other` (covers another code)."""
+    root = tmp_path / "project"
+    (root / "shapes").mkdir(parents=True)
+    (root / "ontology").symlink_to(MINI / "ontology")
+    text = (MINI / "shapes" / "mini" / "pack.ttl").read_text()
+    assert 'nr:policyId "mini"' in text
+    for pid, extra in (("mini", ""), ("mini-example", "; nr:illustrativeOnly true"),
+                       ("mini-other", None)):
+        folder = root / "shapes" / pid
+        folder.mkdir()
+        code = CPT_64483 if extra is not None else CPT_64483[:-5] + "99213"
+        folder.joinpath("pack.ttl").write_text(
+            text.replace('nr:policyId "mini"', f'nr:policyId "{pid}"')
+            + f"\nm:policy nr:appliesToService <{code}> {extra or ''} .\n")
+    return Reasoner.load(root)
+
+
+def routed_case(code=CPT_64483):
+    return mini_case(extra=f'; nr:status "checked" ; nr:code <{code}>')
+
+
+def test_routing_selects_covering_packs_and_skips_example_packs(tmp_path):
+    r = routed_project(tmp_path)
+    assert r.kb.pack("mini-example").illustrative_only and not r.kb.pack("mini").illustrative_only
+    assert r.covering_policies(routed_case()) == ["mini"]
+    assert [d.policy.id for d in r.determine_all(routed_case())] == ["mini"]
+    # an example pack decides when it is named
+    assert [d.policy.id for d in r.determine_all(routed_case(), "mini-example")] == ["mini-example"]
+    assert r.covering_policies(routed_case(CPT_64483[:-5] + "99213")) == ["mini-other"]
+
+
+def test_routing_without_a_covering_pack_names_the_code(tmp_path):
+    from reasoner.errors import InputError
+
+    r = routed_project(tmp_path)
+    with pytest.raises(InputError, match="no loaded policy covers the requested service: code "
+                                         ".*12345") as err:
+        r.covering_policies(routed_case(CPT_64483[:-5] + "12345"))
+    assert err.value.exit_code == 2
+    with pytest.raises(InputError, match="no service code"):
+        r.covering_policies(mini_case())
+
+
+@pytest.mark.parametrize("name", ["case.ttl", "bundle.json"])
+def test_the_guide_templates_decide(reasoner, name):
+    """docs/writing-a-case.md: both templates decide, as written, under the LCD pack and by
+    routing on their service code."""
+    path = ROOT / "docs" / "templates" / name
+    d = reasoner.determine(path, "lcd-l39240")
+    assert d.outcome == "approved", d.verdicts()
+    assert "lcd-l39240" in reasoner.covering_policies(path)

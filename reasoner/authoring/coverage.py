@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from rdflib.namespace import RDFS
 
@@ -186,7 +187,8 @@ class TestReport:
 
 
 def run_tests(reasoner, case_paths: list[Path], policy: str | None = None,
-              all_versions: bool = False, cache: "DeterminationCache | None" = None) -> TestReport:
+              all_versions: bool = False, cache: "DeterminationCache | None" = None,
+              progress: Callable[[int, int], None] | None = None) -> TestReport:
     """Decide every case, compare with `expected.json`, and tally criterion coverage.
 
     Each case is decided under every pack in scope (`policy`, else all packs), under the version
@@ -215,7 +217,9 @@ def run_tests(reasoner, case_paths: list[Path], policy: str | None = None,
     cache = cache or DeterminationCache(reasoner)
     mismatches, errors, names = [], [], []
     decided = compared = 0
-    for path in case_paths:
+    for done, path in enumerate(case_paths, 1):
+        if progress and done > 1:
+            progress(done - 1, len(case_paths))
         folder = _case_folder(path)
         try:
             case = cache.case(path)
@@ -250,6 +254,8 @@ def run_tests(reasoner, case_paths: list[Path], policy: str | None = None,
             for ref, status in sorted(exp.verdicts.items(), key=lambda kv: reference_sort_key(kv[0])):
                 if actual.get(ref) != status:
                     mismatches.append(Mismatch(case.id, pid, ref, status, actual.get(ref)))
+    if progress and case_paths:
+        progress(len(case_paths), len(case_paths))
     return TestReport(names, decided, mismatches, compared, coverage, errors)
 
 

@@ -8,6 +8,7 @@ import re
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 from rdflib import BNode, Graph, Literal, URIRef
 
@@ -75,12 +76,18 @@ class DiffReport:
         }
 
     def render_text(self) -> str:
-        out = [f"diff {self.from_ref} -> {self.to_ref}: {len(self.cases)} case(s), "
-               f"{len(self.flips())} outcome flip(s), "
-               f"{sum(bool(c.changed) for c in self.cases)} case(s) with changed verdicts"]
+        flips = self.flips()
+        others = [c for c in self.cases if not c.flipped and any(not _quiet(ch) for ch in c.changed)]
+        one_sided = [c for c in self.cases if not c.flipped and c.changed
+                     and all(_quiet(ch) for ch in c.changed)]
+        # the headline counts what the sections below list
+        out = [f"diff {self.from_ref} -> {self.to_ref}: {len(self.cases)} case(s) decided; "
+               f"{len(flips)} outcome flip(s) and {len(others)} case(s) with changed verdicts "
+               f"but the same outcome, listed below"
+               + (f"; {len(one_sided)} more differ only in criteria of one side that pass there "
+                  f"(summarised)" if one_sided else "")]
         out.append("")
         out.append("outcome flips:")
-        flips = self.flips()
         for c in flips:
             out.append(f"  {c.case}: {c.from_outcome} -> {c.to_outcome}")
             for ch in c.changed:
@@ -88,7 +95,6 @@ class DiffReport:
                     out.append(f"      {ch['ref']}: {ch['from'] or '(absent)'} -> {ch['to'] or '(absent)'}")
         if not flips:
             out.append("  (none)")
-        others = [c for c in self.cases if not c.flipped and any(not _quiet(ch) for ch in c.changed)]
         out.append("")
         out.append("changed verdicts, same outcome:")
         for c in others:
@@ -128,9 +134,11 @@ def _quiet(change: dict) -> bool:
 
 
 def run_diff(reasoner, case_paths: list[Path], from_ref: str, to_ref: str,
-             cache: DeterminationCache | None = None) -> DiffReport:
+             cache: DeterminationCache | None = None,
+             progress: Callable[[int, int], None] | None = None) -> DiffReport:
     """Decide the cases under two packs or two versions; report flips, changed verdicts and the
-    criteria whose condition shapes differ (rdflib.compare.graph_diff per criterion)."""
+    criteria whose condition shapes differ (rdflib.compare.graph_diff per criterion).
+    `progress(done, total)` is called after each case."""
     kb = reasoner.kb
     (p1, v1), (p2, v2) = parse_policy_ref(from_ref), parse_policy_ref(to_ref)
     pack1, pack2 = kb.pack(p1), kb.pack(p2)
@@ -151,6 +159,8 @@ def run_diff(reasoner, case_paths: list[Path], from_ref: str, to_ref: str,
                    for ref in sorted(set(va) | set(vb), key=reference_sort_key) if va.get(ref) != vb.get(ref)]
         cases.append(CaseDiff(case.id, f"{p1}@{a.policy.version}", f"{p2}@{b.policy.version}",
                               a.outcome, b.outcome, changed))
+        if progress:
+            progress(len(cases), len(case_paths))
     version_pairs = sorted(used_versions) or [(pack1.version(v1).version, pack2.version(v2).version)]
     shapes: dict[str, ShapeChange] = {}
     for va_name, vb_name in version_pairs:

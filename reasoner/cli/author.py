@@ -20,7 +20,7 @@ def _dumps(data) -> str:
 
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
-from .common import EXIT_CODES_HELP, _reasoner, guarded, output_option, write_output
+from .common import EXIT_CODES_HELP, _reasoner, guarded, output_option, progress_lines, write_output
 
 
 @click.command(epilog=EXIT_CODES_HELP)
@@ -64,7 +64,8 @@ def test(cases, policy_id, all_versions, verbose, fmt, output):
     from ..authoring import find_cases, run_tests
 
     r = _reasoner()
-    report = run_tests(r, find_cases(cases, r.kb.root), policy_id, all_versions)
+    report = run_tests(r, find_cases(cases, r.kb.root), policy_id, all_versions,
+                       progress=progress_lines("decided"))
     text = _dumps(report.to_dict()) if fmt == "json" else report.render_text(verbose)
     write_output(text, output)
     sys.exit(0 if report.passed else 1)
@@ -85,6 +86,7 @@ def diff(cases, from_ref, to_ref, fmt, output):
     from ..authoring import find_cases, run_diff
 
     r = _reasoner()
-    report = run_diff(r, find_cases(cases, r.kb.root), from_ref, to_ref)
+    report = run_diff(r, find_cases(cases, r.kb.root), from_ref, to_ref,
+                      progress=progress_lines("compared"))
     text = _dumps(report.to_dict()) if fmt == "json" else report.render_text()
     write_output(text, output)

@@ -88,7 +88,34 @@ def _load_reasoner(home: str | None):
 
 policy_option = click.option("--policy", "policy_id", required=True, metavar="ID",
                              help="Policy pack id (see `reasoner policies`).")
-version_option = click.option("--version", "policy_version", default=None, metavar="VERSION",
-                              help="Policy version; default: the one in force on the service date.")
+routed_policy_option = click.option(
+    "--policy", "policy_id", default=None, metavar="ID",
+    help="Policy pack id (see `reasoner policies`); default: every pack that covers the "
+         "request's service code, in policy-id order (example packs only when named).")
+policy_version_option = click.option(
+    "--policy-version", "policy_version", default=None, metavar="VERSION",
+    help="Policy version (needs --policy); default: the one in force on the service date, else "
+         "the current one. The determination says which and why.")
 output_option = click.option("--output", "-o", default=None, metavar="FILE",
                              help="Write to FILE (atomically) instead of standard output.")
+
+
+def progress_lines(verb: str, every: float | None = None):
+    """A progress callback `(done, total)` that writes "decided 40/110 cases" to standard error
+    every few seconds (env REASONER_PROGRESS_SECONDS, default 5; 0: after every case), terminal
+    or not, and a last line at the end if it wrote any: a command running for a minute never
+    stays silent, one that takes a moment prints nothing extra."""
+    import time
+
+    if every is None:
+        every = float(os.environ.get("REASONER_PROGRESS_SECONDS", "5"))
+    state = {"last": time.monotonic(), "printed": False}
+
+    def report(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - state["last"] >= every or (done >= total and state["printed"]):
+            state["last"], state["printed"] = now, True
+            click.echo(f"{verb} {done}/{total} cases", err=True)
+            sys.stderr.flush()
+
+    return report

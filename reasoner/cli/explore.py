@@ -57,13 +57,19 @@ def query(query, case, fmt, store_location):
               show_default=True)
 @guarded
 def policies(fmt):
-    """List the policy packs with their versions and effective periods."""
+    """List the policy packs with their versions, effective periods and the service codes each
+    covers (without --policy, `determine` decides under every pack covering the request)."""
     import json
 
     rows = _reasoner().policies()
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, sort_keys=True))
         return
+    click.echo("policy\tversion\teffective\tcriteria\tservice codes covered\ttitle")
     for row in rows:
         period = f"{row['effective_from'] or '?'} .. {row['effective_until'] or 'in force'}"
-        click.echo(f"{row['id']}\t{row['version']}\t{period}\t{row['criteria']} criteria\t{row['title']}")
+        services = ", ".join(row["services"]) or "none"
+        if row["illustrative_only"]:
+            services += " (example pack: decides only when named)"
+        click.echo(f"{row['id']}\t{row['version']}\t{period}\t{row['criteria']} criteria"
+                   f"\t{services}\t{row['title']}")

@@ -6,20 +6,21 @@ import sys
 
 import click
 
-from .common import EXIT_CODES_HELP, guarded, policy_option, version_option
+from .common import EXIT_CODES_HELP, guarded, policy_option, policy_version_option, progress_lines
 
 
 @click.command(epilog=EXIT_CODES_HELP)
 @click.argument("cases", nargs=-1, required=True, type=click.Path())
 @policy_option
-@version_option
+@policy_version_option
 @click.option("--store", "store_location", required=True, metavar="PATH_OR_URL",
               help="Decision store: a folder (embedded pyoxigraph, created if absent) or a "
                    "SPARQL 1.1 endpoint URL (see docs/store.md).")
 @click.option("--workers", "-j", type=click.IntRange(1, 64), default=None,
               help="Worker processes (default: every core).")
 @click.option("--progress/--no-progress", default=None,
-              help="Progress bar (default: on when standard error is a terminal).")
+              help="Progress bar (default: on when standard error is a terminal; otherwise a line "
+                   "every few seconds).")
 @click.option("--verbose", "-v", is_flag=True,
               help="One line per case on standard error once its record is stored.")
 @guarded
@@ -51,8 +52,16 @@ def batch(cases, policy_id, policy_version, store_location, workers, progress, v
                 summary = run_batch(paths, policy_id, store, version=policy_version,
                                     workers=workers, progress=lambda _r: bar.update(1))
         else:
+            # not a terminal: a line every few seconds, or one line per case with --verbose
+            lines, done = progress_lines("decided"), [0]
+
+            def tick(result):
+                done[0] += 1
+                lines(done[0], len(paths))
+
             summary = run_batch(paths, policy_id, store, version=policy_version,
-                                workers=workers, progress=log if verbose else None)
+                                workers=workers,
+                                progress=log if verbose else tick if progress is None else None)
     for line in summary.lines():
         click.echo(line)
     if summary.interrupted:

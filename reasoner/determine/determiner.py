@@ -41,13 +41,13 @@ class Determiner:
         self.citations = Citations(kb)
 
     def determine(self, case: Case, policy_id: str, version: str | None = None) -> Determination:
-        """Decide `case` under the pack `policy_id` (the version named, else the one in force
-        on the service date, else the newest)."""
+        """Decide `case` under the pack `policy_id`: the version named, else the one in force
+        on the service date, else the current one; the determination says which and why."""
         pack = self.kb.pack(policy_id)
         requested = as_date(case.graph.value(case.request, NR.requestedDate))
-        policy_version = pack.version(version, on=requested)
+        policy_version, why = pack.select_version(version, on=requested)
         case_graph, report = self.validate(case, pack)  # steps 1 and 2
-        return self.assemble(case, pack, policy_version, case_graph, report, requested)
+        return self.assemble(case, pack, policy_version, case_graph, report, requested, why)
 
     def runner(self, pack: PolicyPack) -> ShapesRunner:
         runner = self._runners.get(pack.policy_id)
@@ -61,7 +61,8 @@ class Determiner:
         return case_graph, self.runner(pack).validate(case_graph.data)
 
     def assemble(self, case: Case, pack: PolicyPack, version: PolicyVersion, cg: CaseGraph,
-                 report: ShapesReport, requested: date | None) -> Determination:
+                 report: ShapesReport, requested: date | None,
+                 version_selection: str | None = None) -> Determination:
         """Steps 3 to 6: verdicts and outcome, traced facts, citations, the case summary."""
         hits = verdicts.condition_hits(report, case.request, pack)
         criteria, requests = [], []
@@ -96,6 +97,7 @@ class Determiner:
             iri=f"{DETERMINATION_BASE}{quote(case.id, safe='')}/{pack.policy_id}/"
                 f"{quote(local_name(version.iri), safe='')}",
             notice=self.kb.label_comment(NR.Denied) if outcome == "denied" else None,
+            version_selection=version_selection,
         )
 
     def criterion_result(self, case: Case, pack: PolicyPack, criterion, status: str,

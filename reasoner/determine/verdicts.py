@@ -15,7 +15,7 @@ from rdflib.namespace import SH
 
 from ..engines.shacl import ShapesReport
 from ..kb import PolicyPack
-from ..model import ConditionHit, CriterionResult, InformationRequest
+from ..model import ConditionHit, CriterionResult, InformationRequest, reference_sort_key
 from ..vocab import NR
 
 KIND_STATUS = {
@@ -93,3 +93,22 @@ def unique_requests(requests: list[InformationRequest]) -> list[InformationReque
 def outcome(criteria: list[CriterionResult]) -> str:
     statuses = {c.status for c in criteria}
     return "denied" if "unmet" in statuses else "pended" if "missing" in statuses else "approved"
+
+
+def precedence_notes(report: ShapesReport, request, pack: PolicyPack) -> list[str]:
+    """For a raw SHACL report (`reasoner validate`): one line per criterion for which
+    conditions of more than one kind held, saying which kind decides its verdict and why, so
+    that a reader does not see one criterion with two verdicts unexplained."""
+    out = []
+    for criterion, hits in condition_hits(report, request, pack).items():
+        kinds = sorted({h.kind for h in hits}, key=lambda k: STATUS_RANK.index(k)
+                       if k in STATUS_RANK else len(STATUS_RANK))
+        if len(kinds) < 2:
+            continue
+        status, _ = verdict(hits)
+        ref = str(pack.graph.value(criterion, NR.referenceId) or criterion)
+        others = " and ".join(k for k in kinds if k != status)
+        out.append(f"{ref}: {' and '.join(kinds)} conditions held; the verdict is {status}, "
+                   f"because {status} takes precedence over {others} "
+                   f"(order: {' > '.join(STATUS_RANK)}); the {others} result(s) do not count")
+    return sorted(out, key=lambda line: reference_sort_key(line.split(":", 1)[0]))

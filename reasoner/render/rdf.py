@@ -34,6 +34,8 @@ def determination_graph(d: Determination, case_graph: Graph | None = None,
     g.add((det, RDFS.label, Literal(f"{d.case_id} under {d.policy.id} {d.policy.version}: {d.outcome}")))
     g.add((det, NR.forCase, case))
     g.add((det, NR.underPolicyVersion, version))
+    if d.version_selection:
+        g.add((det, NR.versionSelection, Literal(d.version_selection)))
     g.add((version, NR.versionOf, URIRef(d.policy.policy_iri)))
     g.add((det, NR.outcome, _OUTCOME[d.outcome]))
     g.add((det, NR.clinicianReviewRequired, Literal(d.clinician_review_required)))
