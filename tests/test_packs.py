@@ -168,3 +168,28 @@ def test_every_condition_shape_names_a_known_criterion_and_kind(reasoner, folder
     for shape, (criterion, kind) in pack.condition_shapes.items():
         assert criterion in criteria, f"{shape} decides {criterion}, which no version lists"
         assert kind in kinds, f"{shape} has condition kind {kind}"
+
+
+# ---------------------------------------------------------------- docs/policies/<pack>.md
+
+
+def test_policy_docs_are_up_to_date_with_the_packs():
+    """docs/policies/<policy-id>.md is generated from the packs (scripts/build_policy_docs.py);
+    a change to a pack without re-running the script fails here."""
+    import subprocess
+    import sys
+
+    pages = sorted((ROOT / "docs" / "policies").glob("*.md"))
+    assert [p.stem for p in pages] == PACKS
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_policy_docs.py"), "--check"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("folder", PACKS)
+def test_policy_doc_names_every_criterion_and_threshold(folder):
+    text = (ROOT / "docs" / "policies" / f"{folder}.md").read_text(encoding="utf-8")
+    assert text.startswith(f"# Policy pack `{folder}`")
+    for line in (ROOT / "shapes").joinpath(folder).glob("*.ttl"):
+        for ref in __import__("re").findall(r'nr:referenceId "([^"]+)"', line.read_text(encoding="utf-8")):
+            assert f"### {ref}: " in text, (folder, ref)
