@@ -285,8 +285,9 @@ if (cfg.run) {{
                 notes.append(f"The knowledge base has changed since this decision ({changed} "
                              "file(s) differ from the hashes in the record): the letter and trace "
                              "below are re-derived with the current files.")
-            if d is not None and (d.outcome != outcome or {c.ref: _verdict(c.status) for c in
-                                                           d.criteria} != stored):
+            # stored verdicts are IRIs (nr:Met), fresh ones strings ('met'): compare as strings
+            if d is not None and (d.outcome != outcome or {c.ref: c.status for c in d.criteria}
+                                  != {ref: _verdict(v) for ref, v in stored.items()}):
                 notes.append("Re-deriving with the current knowledge base gives a different "
                              f"result ({d.outcome}); the stored verdicts are shown in the table.")
         except ReasonerError as exc:

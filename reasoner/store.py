@@ -64,7 +64,7 @@ _IRI_FORBIDDEN = set(' <>"{}|\\^`') | {chr(i) for i in range(0x21)}
 def safe_iri(iri: str) -> str:
     """`iri` with the characters an IRI may not hold (space, <, >, ", {, }, |, \\, ^, `)
     percent-encoded, so that a determination IRI built from a version label such as
-    "2026-01-01 (CONVENTIONS v1)" is still a valid graph name."""
+    "2025 (example superseded, invented)" is still a valid graph name."""
     if not any(c in _IRI_FORBIDDEN for c in iri):
         return iri
     return "".join(f"%{ord(c):02X}" if c in _IRI_FORBIDDEN else c for c in iri)

@@ -123,7 +123,7 @@ def render(codes: set[str], skipped: list[str]) -> str:
         f"    dcterms:source {turtle_string(source)} ;",
         '    rdfs:comment "The ICD-10-CM codes of the value sets, their descendants, the codes'
         " the test cases use, and every ancestor up to the chapter (blocks and chapters as"
-        ' concepts). Notation with the dot, as ICD-10-CM is written (CONVENTIONS.md §2)." .',
+        ' concepts). Notation with the dot, as ICD-10-CM is written (docs/fhir-contract.md §2)." .',
         "",
     ]
     for code in sorted(codes, key=sort_key):

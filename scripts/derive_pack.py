@@ -3,7 +3,7 @@
 changes, so that the derived criteria stay in sync when the source pack changes.
 
     python scripts/derive_pack.py scripts/derive/commercial-esi-example.toml
-    python scripts/derive_pack.py scripts/derive/lcd-l39240-version-2025.toml
+    python scripts/derive_pack.py scripts/derive/example-policy-versions.toml
     python scripts/derive_pack.py --check scripts/derive/*.toml   # exit 1 if an output is stale
 
 Why a generated copy: pySHACL does not follow owl:imports here, and a pack is one folder of Turtle
@@ -20,6 +20,9 @@ Two modes (docs/authoring.md, "Deriving a pack"):
   policy and version nodes with the spec's, apply `[[substitute]]` (literal text in a named
   node's property) and `[[set]]` (replace a property's values), add `add_criteria` (defined in a
   hand-written Turtle file of the target folder) to the version, and write `output`.
+  `[policy] illustrative_only = true` marks the pack nr:illustrativeOnly (never selected by
+  service-code routing). Each `[[older_version]]` adds a further version of the derived pack,
+  built from the spec's version as in version mode (its `[version]` and `[[revise]]`).
 * `mode = "version"`: write only the triples of a new version of the source policy: the version
   node listing the criteria of `base_version`, where each `[[revise]]` criterion is replaced by a
   copy (new IRI = old + `suffix`, same reference id) whose condition shapes are copied too and
@@ -191,7 +194,12 @@ def derive_pack(spec: dict, spec_prefixes: dict[str, str]) -> Graph:
                    if str(crit).startswith(old_ns) else crit))
     for term in spec.get("add_criteria", []):
         graph.add((version, URIRef(NR + "hasCriterion"), expand(term, spec_prefixes)))
+    if spec["policy"].get("illustrative_only"):
+        graph.add((policy, URIRef(NR + "illustrativeOnly"), Literal(True)))
     apply_changes(graph, spec, spec_prefixes)
+    for older in spec.get("older_version", []):
+        add_revised_version(graph, graph, policy, version, older, spec_prefixes)
+    add_extra_turtle(graph, spec, spec_prefixes)
     return graph
 
 
@@ -230,11 +238,20 @@ def derive_version(spec: dict, spec_prefixes: dict[str, str]) -> Graph:
     source = load_folder(ROOT / spec["source"], spec.get("exclude", []))
     policy = next(source.subjects(RDF.type, URIRef(NR + "CoveragePolicy")))
     base = expand(spec["base_version"], spec_prefixes)
+    out = Graph()
+    add_revised_version(source, out, policy, base, spec, spec_prefixes)
+    add_extra_turtle(out, spec, spec_prefixes)
+    return out
+
+
+def add_revised_version(source: Graph, out: Graph, policy: URIRef, base: URIRef, spec: dict,
+                        spec_prefixes: dict[str, str]) -> URIRef:
+    """Add to `out` a version of `policy` listing the criteria of `base`, where each `[[revise]]`
+    criterion is replaced by a revised copy (with copies of its condition shapes)."""
     if (base, URIRef(NR + "versionOf"), policy) not in source:
         raise DeriveError(f"{base} is not a version of {policy}")
     criteria = sorted(source.objects(base, URIRef(NR + "hasCriterion")))
     by_ref = {str(source.value(c, URIRef(NR + "referenceId"))): c for c in criteria}
-    out = Graph()
     version = add_version(out, spec["version"], policy, spec_prefixes)
     revised = {}
     for rev in spec.get("revise", []):
@@ -249,18 +266,23 @@ def derive_version(spec: dict, spec_prefixes: dict[str, str]) -> Graph:
         passage = source.value(old, URIRef(NR + "encodesPassage"))
         if passage is not None and rev.get("new_passage"):
             rename[passage] = URIRef(str(passage) + rev["suffix"])
+        copied = Graph()
         for node in [old] + [s for s in rename if s not in (old,)]:
             if isinstance(node, URIRef):
-                copy_node(source, node, out, rename)
-        apply_changes(out, {"substitute": rev.get("substitute", []), "set": rev.get("set", [])},
+                copy_node(source, node, copied, rename)
+        apply_changes(copied, {"substitute": rev.get("substitute", []), "set": rev.get("set", [])},
                       spec_prefixes)
+        out += copied
     for crit in criteria:
         out.add((version, URIRef(NR + "hasCriterion"), revised.get(crit, crit)))
+    return version
+
+
+def add_extra_turtle(out: Graph, spec: dict, spec_prefixes: dict[str, str]) -> None:
     extra = spec.get("extra_turtle")
     if extra:
         prefix_lines = "".join(f"@prefix {p}: <{ns}> .\n" for p, ns in spec_prefixes.items())
         out.parse(data=prefix_lines + extra, format="turtle")
-    return out
 
 
 # ---------------------------------------------------------------- main

@@ -3,12 +3,13 @@
     python tests/fhir_cases_build.py          # (re)write every case folder
 
 Each case is a short *spec* of clinical facts (a variation of one approvable base request) plus
-its expected verdicts, worked out by hand from CONVENTIONS.md §5 (never copied from the
+its expected verdicts, worked out by hand from docs/fhir-contract.md §5 (never copied from the
 engine): the base verdicts are listed once in BASE_EXPECTED and each case states what changes
 and why. The spec is emitted as a FHIR R4 collection Bundle (or wrapped as a CDS Hooks request
 or a Da Vinci PAS request Bundle) and, for the cases in TURTLE, as the same case written
 directly in the case vocabulary (independently of the FHIR mapper) for the equivalence test.
-The four shared examples are copied to `cases/fhir-example-*/` with their expected verdicts.
+The four worked examples of the contract live in `cases/fhir-example-*/bundle.json` (written by
+hand, not by this script); this script writes their expected verdicts beside them.
 
 Everything here is synthetic. CPT codes carry no display (AMA descriptors are licensed).
 """
@@ -23,7 +24,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "cases"
-EXAMPLES = Path("/work/shared/fhir/examples")
 
 P = "https://w3id.org/necessity/fhir/CodeSystem/"
 SYS = {
@@ -1306,14 +1306,14 @@ TURTLE = {"fhir-approved-right-s1-ct", "fhir-denied-imaging-wrong-side",
 EXAMPLES_EXPECTED = {
     "seed-l5-snrb": ("denied", {"ESI-CI-1": "unmet", "ESI-CI-2": "missing", "ESI-CI-4": "missing",
                                 "ESI-LIM-1": "missing", "ESI-CI-5": "missing"},
-                     "README: ESI-CI-1 unmet (no compressive lesion for left L5); ESI-CI-2, "
+                     "Worked example: ESI-CI-1 unmet (no compressive lesion for left L5); ESI-CI-2, "
                      "ESI-CI-4/LIM-1, ESI-CI-5 missing. Prior 64635/64636/20552/64445 are not ESIs "
                      "(no session in W: ESI-CI-8/9, LIM-12 n/a). S = left only: ESI-CI-7 n/a."),
-    "approvable-left-l5": ("approved", {}, "README: all applicable criteria met."),
+    "approvable-left-l5": ("approved", {}, "Worked example: all applicable criteria met."),
     "missing-baseline-score": ("pended", {"ESI-CI-2": "missing"},
-                               "README: no pain or function scale."),
+                               "Worked example: no pain or function scale."),
     "three-levels": ("denied", {"ESI-CI-6": "unmet", "ESI-LIM-8": "unmet"},
-                     "README: three roots, N = 3 > 2; imaging concordant for all three."),
+                     "Worked example: three roots, N = 3 > 2; imaging concordant for all three."),
 }
 
 
@@ -1327,8 +1327,8 @@ def write(folder: Path, bundle: dict, scenario: str, outcome: str, changes: dict
     assert outcome_of(verdicts) == outcome, (folder.name, outcome, changes)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "bundle.json").write_text(json.dumps(bundle, indent=1) + "\n")
-    expected = {"scenario": scenario, "source": "FHIR R4 (CONVENTIONS.md v1); verdicts worked out "
-                "by hand from CONVENTIONS.md §5",
+    expected = {"scenario": scenario, "source": "FHIR R4 (docs/fhir-contract.md); verdicts worked "
+                "out by hand from docs/fhir-contract.md §5 and docs/policies/lcd-l39240.md",
                 "expected": {"lcd-l39240": {"outcome": outcome, "criteria": verdicts}}}
     (folder / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
     if ttl is not None:
@@ -1345,11 +1345,7 @@ def main() -> None:
               to_turtle(cid, s) if cid in TURTLE else None)
     for name, (outcome, changes, why) in EXAMPLES_EXPECTED.items():
         folder = CASES / f"fhir-example-{name}"
-        source = EXAMPLES / f"{name}.json"
-        if not source.exists():  # outside the shared workspace: keep the copy already in cases/
-            source = folder / "bundle.json"
-        bundle = json.loads(source.read_text())
-        folder.mkdir(parents=True, exist_ok=True)
+        bundle = json.loads((folder / "bundle.json").read_text())
         write(folder, bundle, why, outcome, changes, None)
     print(f"wrote {len(CASES_SPEC)} cases + {len(EXAMPLES_EXPECTED)} examples under {CASES}")
 

@@ -4,7 +4,8 @@ Checks that every bibliographic record is identifiable, that every record a stat
 recommendation, criterion or passage cites resolves to a record with a title and a year (or is
 explicitly flagged as having no known year), and that every number of the seed letter's evidence
 is an nr:Measure (or nr:followUp) of a statement citing the source the numbers come from
-(reference/sources.md §A). Runs on the Turtle files alone, without the engine.
+(the bibliographic records of knowledge/evidence/sources.ttl). Runs on the Turtle files alone,
+without the engine.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def test_every_cited_source_resolves_with_title_and_year_or_a_flag(kg):
         warnings.warn("cited records without a publication year (flagged in their certainty "
                       "note): " + "; ".join(no_year))
     assert not problems, "\n".join(problems)
-    # the Jordan study is the one record sources.md gives no year for
+    # the Jordan study is the one record with no known year
     assert [r for r in no_year if "jordan-snrb-76-patients" in r], \
         "the Jordan record should lack a year"
 

@@ -1,5 +1,5 @@
 """Knowledge-base checks: every Turtle file parses; the code systems, value sets and anatomy are
-complete and coherent (docs/architecture.md "Namespaces", fhir/CONVENTIONS.md §2, §3, §4.7, §7)."""
+complete and coherent (docs/architecture.md "Namespaces", docs/fhir-contract.md §2, §3, §4.7, §7)."""
 
 from __future__ import annotations
 
@@ -19,16 +19,14 @@ VS = Namespace("https://w3id.org/necessity/valueset/")
 CODE = "https://w3id.org/necessity/code/"
 ICD = Namespace(CODE + "icd10cm/")
 ICD_SCHEME = URIRef(CODE + "icd10cm")
-VALUE_SETS_JSON = next(
-    (p for p in (ROOT.parent / "shared" / "fhir" / "value-sets.json",
-                 Path("/work/shared/fhir/value-sets.json")) if p.exists()),
-    ROOT.parent / "shared" / "fhir" / "value-sets.json",
-)
+# The code lists of the input contract (docs/fhir-contract.md §2, §4), as JSON: the fixture the
+# Turtle value sets are checked against.
+VALUE_SETS_JSON = ROOT / "tests" / "fixtures" / "fhir" / "value-sets.json"
 
 TURTLE_FILES = sorted(
     list((ROOT / "ontology").glob("*.ttl")) + list((ROOT / "knowledge").rglob("*.ttl"))
 )
-# The systems of CONVENTIONS.md §2: FHIR system URI → scheme IRI (docs/architecture.md).
+# The systems of docs/fhir-contract.md §2: FHIR system URI → scheme IRI (docs/architecture.md).
 STANDARD_SYSTEMS = {
     "http://www.ama-assn.org/go/cpt": "cpt",
     "http://hl7.org/fhir/sid/icd-10-cm": "icd10cm",
@@ -196,9 +194,7 @@ def test_icd_prefixes_match_codes(codes: Graph, value_sets: Graph):
 
 
 def test_value_sets_match_value_sets_json(codes: Graph, value_sets: Graph):
-    """Every code list of fhir/value-sets.json is vs:<key>, with the same codes and prefixes."""
-    if not VALUE_SETS_JSON.exists():
-        pytest.skip(f"{VALUE_SETS_JSON} not present (shared reference material)")
+    """Every code list of tests/fixtures/fhir/value-sets.json is vs:<key>, with the same codes and prefixes."""
     data = json.loads(VALUE_SETS_JSON.read_text(encoding="utf-8"))
     scheme_of = {uri: URIRef(s) for s, uri in ((s, str(i)) for s, i in
                  codes.subject_objects(DCTERMS.identifier))}
@@ -223,7 +219,7 @@ def test_value_sets_match_value_sets_json(codes: Graph, value_sets: Graph):
     assert checked == 30
 
 
-# ---------------------------------------------------------------- anatomy (CONVENTIONS.md §4.7)
+# ---------------------------------------------------------------- anatomy (docs/fhir-contract.md §4.7)
 
 
 def test_root_segments(anatomy: Graph, codes: Graph):

@@ -2,7 +2,7 @@
 
 Each `cases/<id>/expected.json` with a `case.ttl` and an "lcd-l39240" expectation is one test
 (the case id is the test id): the engine's outcome and every criterion verdict must equal the
-expectation, which was worked out by hand from fhir/CONVENTIONS.md §5. The corpus tests check that
+expectation, which was worked out by hand from docs/fhir-contract.md §5. The corpus tests check that
 there are at least 22 such cases and that, over them, every criterion of the pack is met and unmet
 at least once (where it has an unmet condition), missing at least once (where it has a missing
 condition) and not-applicable at least once (where it has a not-applicable condition).

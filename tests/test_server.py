@@ -290,3 +290,17 @@ def test_remote_store_writes_through_the_endpoint_only_with_the_token(served, re
     assert "urn:x:r" in store.records()
     store.update("DROP GRAPH <urn:x:r>")
     assert count(url) == before
+
+
+def test_determination_page_has_no_false_different_result_note(served):
+    """Re-deriving an unchanged record with the unchanged knowledge base gives the stored result,
+    so no page may say that it differs (the stored verdicts are IRIs such as nr:Met, the fresh
+    ones strings such as 'met': compared as they are, every page said 'different result')."""
+    url, iris = served
+    assert len(iris) >= 2
+    for iri in iris:
+        with urllib.request.urlopen(f"{url}/determination?iri={urllib.parse.quote(iri, safe='')}") as resp:
+            page = resp.read().decode("utf-8")
+        assert "<h2>Letter</h2>" in page, iri
+        assert "different result" not in page, iri
+        assert "knowledge base has changed" not in page, iri

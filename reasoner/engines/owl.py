@@ -1,6 +1,6 @@
 """The one adapter around owlready2 and its bundled HermiT reasoner (pinned to owlready2 0.51).
 
-What it does, and the traps it works around (`reference/engineering-notes.md`, "owlready2"):
+What it does, and the traps it works around (owlready2):
 
 * owlready2 does not read Turtle: the ontology modules (`ontology/*.ttl`) are parsed with rdflib,
   merged into one graph and handed to owlready2 as N-Triples.

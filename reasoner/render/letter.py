@@ -1,8 +1,13 @@
 """The determination as a letter in the shape of a reviewer's medical-necessity letter.
 
-Shape (reference/seed-determination.txt): a direct recommendation; the clinical rationale grouped
-by theme; the evidence; expected outcomes; risk-benefit; a numbered citation after each
-statement; a reference list. Every medical sentence comes from the knowledge graph: criteria
+Shape (the reviewer's letter the project started from; docs/policies/clinical-snrb.md): a direct
+recommendation; the clinical rationale grouped by theme; the evidence; expected outcomes;
+risk-benefit; a numbered citation after each statement; a reference list in one citation style
+(Vancouver, as used by the ICMJE and the NLM: authors, title, journal, year;volume(issue):pages,
+then doi and PMID). A reference with an unverified detail carries a dagger and one legend line;
+the verification notes themselves stay in the JSON and RDF. Record items the reasoner did not
+count or did not recognise are summarised by kind (the full list is in the JSON), naming those of
+a kind a missing criterion asks for. Every medical sentence comes from the knowledge graph: criteria
 (`nr:rationale`, `nr:message`), case facts (their labels), evidence statements
 (`nr:statementText`) and section headings (`nr:LetterSection` labels). This module only orders
 and numbers them.
@@ -10,6 +15,8 @@ and numbers them.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 from ..model import Citation, Determination, EvidenceItem, Fact
@@ -33,15 +40,27 @@ class _References:
         return f" [{', '.join(str(n) for n in numbers)}]" if numbers else ""
 
 
+UNVERIFIED_MARK = "\u2020"  # dagger
+UNVERIFIED_LEGEND = (f"{UNVERIFIED_MARK} A detail of this reference could not be verified; the "
+                     "determination's JSON and RDF record which.")
+LISTED_IN_FULL = 3  # up to this many record items are listed; more are summarised by kind
+NAMED_ITEMS = 5  # distinct item descriptions named as bearing on a missing criterion
+
+
 def _bibliographic(c: Citation) -> str:
-    text = c.text
+    """One reference in Vancouver style: the record's composed citation (or its title and year),
+    then doi and PMID; a dagger when any detail of the record is not verified."""
+    text = " ".join(c.text.split()).rstrip(".")
+    if text == " ".join((c.title or "").split()).rstrip(".") and c.year and c.year not in text:
+        text += f". {c.year}"
+    parts = [text + "."]
     if c.doi and c.doi not in text:
-        text += f" doi:{c.doi}"
+        parts.append(f"doi:{c.doi}.")
     if c.pmid and c.pmid not in text:
-        text += f" PMID {c.pmid}"
+        parts.append(f"PMID: {c.pmid}.")
     if c.certainty and c.certainty.lower() != "verified":
-        text += f" (record {c.certainty}" + (f": {c.certainty_note}" if c.certainty_note else "") + ")"
-    return text
+        parts.append(UNVERIFIED_MARK)
+    return " ".join(parts)
 
 
 def _fact_refs(refs: _References, facts: list[Fact]) -> list[int]:
@@ -108,19 +127,64 @@ def render_letter(d: Determination, sections: dict[str, tuple[str, int, str | No
     if not_applicable:
         lines.append("")
         lines.append("Not applicable to this request: " + ", ".join(c.ref for c in not_applicable))
-    if d.unrecognised:
+    items = _record_items(d)
+    if items:
         lines.append("")
-        lines.append("Not recognised (kept, not used to decide): "
-                     + "; ".join(f.text for f in d.unrecognised))
-    if d.not_counted:
-        lines.append("")
-        lines.append("Not counted (status or date outside the input contract): "
-                     + "; ".join(f.text for f in d.not_counted))
+        lines.extend(items)
     lines.append("")
     lines.append("References")
     for i, key in enumerate(refs.order, 1):
         lines.append(f"{i}. {refs.entries[key]}")
+    if any(entry.endswith(UNVERIFIED_MARK) for entry in refs.entries.values()):
+        lines.append(UNVERIFIED_LEGEND)
     return "\n".join(lines) + "\n"
+
+
+def _kind(item: Fact) -> str:
+    """The kind of a record item: its FHIR resource type (the first word of its source), or
+    'code' for a code the knowledge graph does not know."""
+    if item.text.startswith("code "):
+        return "code"
+    head = (item.source or "").split(" ", 1)[0].rstrip(",")
+    return head if head.isalpha() and head[:1].isupper() else "other"
+
+
+def _record_items(d: Determination) -> list[str]:
+    """Items kept but not used to decide: listed when few; otherwise counted by kind, naming the
+    items of a kind that a missing criterion's documentation request asks for (a not-counted
+    CarePlan matters when the care plan is missing). Issue 8, point 9."""
+    groups = [("not counted (status or date outside the input contract)", "not counted", d.not_counted),
+              ("not recognised (kept, not used to decide)", "not recognised", d.unrecognised)]
+    groups = [(title, short, items) for title, short, items in groups if items]
+    total = sum(len(items) for _, _, items in groups)
+    if not total:
+        return []
+    lines = []
+    if total <= LISTED_IN_FULL:
+        for title, _, items in groups:
+            lines.append(f"{title[0].upper()}{title[1:]}: " + "; ".join(f.text for f in items))
+        return lines
+    for title, _, items in groups:
+        kinds = Counter(_kind(f) for f in items)
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items(), key=lambda kn: (-kn[1], kn[0])))
+        lines.append(f"Record items {title}: {len(items)} ({counts}).")
+    bearing: dict[str, list] = {}  # item text -> [criteria refs, number of items]
+    for req in d.missing_information:
+        words = set(re.findall(r"[A-Za-z]+", req.where or ""))
+        for _, _, items in groups:
+            for f in items:
+                if _kind(f) in words:
+                    entry = bearing.setdefault(f.text, [[], set()])
+                    if req.ref not in entry[0]:
+                        entry[0].append(req.ref)
+                    entry[1].add(f.iri)
+    for text, (criteria, iris) in list(bearing.items())[:NAMED_ITEMS]:
+        count = f" ({len(iris)} items)" if len(iris) > 1 else ""
+        lines.append(f"- Bearing on {', '.join(criteria)}: {text.rstrip('. ')}{count}.")
+    if len(bearing) > NAMED_ITEMS:
+        lines.append(f"- And {len(bearing) - NAMED_ITEMS} more kinds of item bearing on a missing criterion.")
+    lines.append("The full list is in the determination's JSON.")
+    return lines
 
 
 def _recommendation(d: Determination, refs: _References) -> str:
