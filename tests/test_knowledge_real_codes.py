@@ -20,7 +20,7 @@ from .conftest import CASES, ROOT
 
 REAL = CASES / "real-codes"
 REAL_CASES = sorted(p for p in REAL.iterdir() if (p / "expected.json").exists())
-EXPECTED_COUNT = 6
+EXPECTED_COUNT = 7
 NR = "https://w3id.org/necessity/ontology#"
 VS = "https://w3id.org/necessity/valueset/"
 SCT = "https://w3id.org/necessity/code/snomed/"
@@ -111,3 +111,51 @@ def test_who_icd10_matches_only_codes_that_mean_the_same():
         assert code not in matched
     for who, cm in matched.items():
         assert (URIRef(ICD + cm), RDF.type, SKOS.Concept) in g, cm
+
+
+def test_rxnorm_products_come_from_the_source_and_link_known_ingredients(tmp_path):
+    """Every product code is in the cited source; every ingredient is a value-set ingredient; the
+    committed file is what the script generates."""
+    import subprocess
+    import sys
+
+    source = json.loads((ROOT / "knowledge" / "sources" / "synthea-medication-codes.json").read_text())
+    source_codes = {c["code"] for c in source["codes"]}
+    g = Graph().parse(ROOT / "knowledge" / "codes" / "rxnorm-products.ttl")
+    ingredients = Graph().parse(ROOT / "knowledge" / "codes" / "rxnorm.ttl")
+    products = set(g.subjects(URIRef(NR + "hasIngredient"), None))
+    assert len(products) == 8
+    for product in products:
+        assert str(product).rsplit("/", 1)[1] in source_codes, product
+        for ingredient in g.objects(product, URIRef(NR + "hasIngredient")):
+            assert (ingredient, RDF.type, SKOS.Concept) in ingredients, ingredient
+    out = tmp_path / "products.ttl"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "build_rxnorm_products.py"), str(out)],
+                   check=True, capture_output=True)
+    assert out.read_text() == (ROOT / "knowledge" / "codes" / "rxnorm-products.ttl").read_text()
+
+
+def test_rxnorm_product_is_a_member_through_its_ingredient(reasoner):
+    """Rule 20 follows nr:hasIngredient: the naproxen clinical drug counts as a conservative
+    medication (the case is approved, not denied on ESI-CI-3)."""
+    got = _determine(reasoner, REAL / "rxnorm-clinical-drug-naproxen", "lcd-l39240")
+    assert {c["ref"]: c["status"] for c in got["criteria"]}["ESI-CI-3"] == "met"
+
+
+def test_value_sets_hold_the_physical_therapy_and_pain_scale_codes():
+    """Issue 8 point 6: physical therapy as CPT or SNOMED CT and the pain scales are classified by
+    code (CONVENTIONS §4.5, §4.6, §4.13)."""
+    g = _knowledge()
+    inc = URIRef(NR + "includesCode")
+    nondrug = set(g.objects(URIRef(VS + "conservative-nondrug"), inc))
+    rehab = set(g.objects(URIRef(VS + "rehabilitation"), inc))
+    scales = set(g.objects(URIRef(VS + "baseline-scales"), inc))
+    cpt = "https://w3id.org/necessity/code/cpt/"
+    for code in ("97110", "97112", "97140", "97530"):
+        assert URIRef(cpt + code) in nondrug and URIRef(cpt + code) in rehab, code
+    for code in ("97161", "97162", "97163"):
+        assert URIRef(cpt + code) in nondrug, code
+    assert URIRef(SCT + "91251008") in nondrug and URIRef(SCT + "91251008") in rehab
+    loinc = "https://w3id.org/necessity/code/loinc/"
+    for code in ("72514-3", "38208-5", "38214-3", "97908-8"):
+        assert URIRef(loinc + code) in scales, code
