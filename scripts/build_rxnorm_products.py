@@ -1,7 +1,7 @@
 """Build knowledge/codes/rxnorm-products.ttl: RxNorm clinical (SCD) and branded (SBD) drug codes
 that real records carry, linked to the RxNorm ingredients (TTY IN) of the project's value sets by
 nr:hasIngredient, so that value-set membership reads a product as its ingredients (rule 20;
-CONVENTIONS.md §4.6 allows SCD/SBD codings beside the ingredient).
+docs/fhir-contract.md §4.6 allows SCD/SBD codings beside the ingredient).
 
 Source: knowledge/sources/synthea-medication-codes.json (codes and display names copied from
 Synthea medication modules; provenance inside). No code is made up: every product code comes from

@@ -1,9 +1,10 @@
 """Real-world codings and care plans (issue 8): the cases of cases/real-codes/ give their expected
 verdicts, and the knowledge behind them holds.
 
-Each case is an existing case with one real-world change (a Synthea-shaped diabetes CarePlan, a
+Each case (cases/real-codes/<name>.json or .ttl, with <name>.expected.json) is an existing case
+with one real-world change (a Synthea-shaped diabetes CarePlan, a
 reason diagnosis coded in SNOMED CT or WHO ICD-10, an RxNorm clinical drug instead of the
-ingredient); its expected.json was worked out by hand from CONVENTIONS.md §4.3, §4.6, §4.13, §5.2
+ingredient); its expected.json was worked out by hand from docs/fhir-contract.md §4.3, §4.6, §4.13, §5.2
 and §5.3 rule 1, and names the verdict the code gave before the fix ("before_fix").
 """
 
@@ -19,7 +20,9 @@ from rdflib.namespace import RDF, SKOS
 from .conftest import CASES, ROOT
 
 REAL = CASES / "real-codes"
-REAL_CASES = sorted(p for p in REAL.iterdir() if (p / "expected.json").exists())
+# Flat files, <name>.json (FHIR) or <name>.ttl (Turtle) with <name>.expected.json: kept out of the
+# case folders that the corpus-wide suites count (tests/test_fhir_cases.py, tests/test_store.py).
+REAL_CASES = sorted(REAL.glob("*.expected.json"))
 EXPECTED_COUNT = 7
 NR = "https://w3id.org/necessity/ontology#"
 VS = "https://w3id.org/necessity/valueset/"
@@ -29,21 +32,30 @@ WHO = "https://w3id.org/necessity/code/icd10/"
 NEVER_DECIDED = {"ESI-LIM-9", "ESI-LIM-11", "ESI-PQ", "ESI-BG"}
 
 
-def _determine(reasoner, folder: Path, policy: str) -> dict:
-    return reasoner.determine(reasoner.load_case(folder), policy).to_dict()
+def _case_file(name: str) -> Path:
+    for suffix in (".json", ".ttl"):
+        if (REAL / f"{name}{suffix}").exists():
+            return REAL / f"{name}{suffix}"
+    raise AssertionError(f"no case file for {name}")
+
+
+def _determine(reasoner, name: str, policy: str) -> dict:
+    return reasoner.determine(reasoner.load_case(_case_file(name)), policy).to_dict()
 
 
 def test_collected_every_real_codes_case():
     assert len(REAL_CASES) == EXPECTED_COUNT, [p.name for p in REAL_CASES]
-    for folder in REAL_CASES:
-        assert (folder / "bundle.json").exists() or (folder / "case.ttl").exists(), folder
+    for expected in REAL_CASES:
+        _case_file(expected.name[: -len(".expected.json")])
 
 
-@pytest.mark.parametrize("folder", [pytest.param(p, id=p.name) for p in REAL_CASES])
-def test_real_codes_case_verdicts(reasoner, folder):
-    expected = json.loads((folder / "expected.json").read_text())["expected"]
+@pytest.mark.parametrize("expected_path", [pytest.param(p, id=p.name[: -len(".expected.json")])
+                                           for p in REAL_CASES])
+def test_real_codes_case_verdicts(reasoner, expected_path):
+    expected = json.loads(expected_path.read_text())["expected"]
+    name = expected_path.name[: -len(".expected.json")]
     for policy, want in expected.items():
-        got = _determine(reasoner, folder, policy)
+        got = _determine(reasoner, name, policy)
         verdicts = {c["ref"]: c["status"] for c in got["criteria"]}
         wrong = {ref: (status, verdicts.get(ref)) for ref, status in want["criteria"].items()
                  if verdicts.get(ref) != status
@@ -54,7 +66,7 @@ def test_real_codes_case_verdicts(reasoner, folder):
 
 def test_diabetes_care_plan_is_ignored_not_decisive(reasoner):
     """Issue 8: a plan addressing only another problem neither meets nor fails ESI-CI-10."""
-    got = _determine(reasoner, REAL / "fhir-real-synthea-diabetes-care-plan", "lcd-l39240")
+    got = _determine(reasoner, "fhir-real-synthea-diabetes-care-plan", "lcd-l39240")
     verdicts = {c["ref"]: c["status"] for c in got["criteria"]}
     assert verdicts["ESI-CI-10"] == "missing"
     assert got["outcome"] != "denied"
@@ -65,16 +77,16 @@ def test_diagnosis_read_alike_by_ci1a_and_lim5(reasoner):
     for name, status in (("fhir-real-snomed-chronic-low-back-pain", "unmet"),
                          ("fhir-real-dual-coded-axial", "unmet"),
                          ("fhir-real-snomed-unknown-group", "missing")):
-        got = _determine(reasoner, REAL / name, "lcd-l39240")
+        got = _determine(reasoner, name, "lcd-l39240")
         verdicts = {c["ref"]: c["status"] for c in got["criteria"]}
         assert (verdicts["ESI-CI-1a"], verdicts["ESI-LIM-5"]) == (status, status), name
 
 
 def test_clinical_snrb_reads_the_same_groups(reasoner):
     """SNRB-2 reads the diagnosis group as ESI-CI-1a does (sciatica met, unknown missing)."""
-    got = _determine(reasoner, REAL / "fhir-real-snomed-sciatica", "clinical-snrb")
+    got = _determine(reasoner, "fhir-real-snomed-sciatica", "clinical-snrb")
     assert {c["ref"]: c["status"] for c in got["criteria"]}["SNRB-2"] == "met"
-    got = _determine(reasoner, REAL / "fhir-real-snomed-unknown-group", "clinical-snrb")
+    got = _determine(reasoner, "fhir-real-snomed-unknown-group", "clinical-snrb")
     assert {c["ref"]: c["status"] for c in got["criteria"]}["SNRB-2"] == "missing"
 
 
@@ -138,13 +150,13 @@ def test_rxnorm_products_come_from_the_source_and_link_known_ingredients(tmp_pat
 def test_rxnorm_product_is_a_member_through_its_ingredient(reasoner):
     """Rule 20 follows nr:hasIngredient: the naproxen clinical drug counts as a conservative
     medication (the case is approved, not denied on ESI-CI-3)."""
-    got = _determine(reasoner, REAL / "rxnorm-clinical-drug-naproxen", "lcd-l39240")
+    got = _determine(reasoner, "rxnorm-clinical-drug-naproxen", "lcd-l39240")
     assert {c["ref"]: c["status"] for c in got["criteria"]}["ESI-CI-3"] == "met"
 
 
 def test_value_sets_hold_the_physical_therapy_and_pain_scale_codes():
     """Issue 8 point 6: physical therapy as CPT or SNOMED CT and the pain scales are classified by
-    code (CONVENTIONS §4.5, §4.6, §4.13)."""
+    code (docs/fhir-contract.md §4.5, §4.6, §4.13)."""
     g = _knowledge()
     inc = URIRef(NR + "includesCode")
     nondrug = set(g.objects(URIRef(VS + "conservative-nondrug"), inc))
