@@ -71,8 +71,9 @@ def test_not_a_bundle(kb):
 
 
 def test_bundle_not_collection(kb):
+    # issue 8: transaction, batch, searchset and document Bundles are records; history is not
     b = bundle()
-    b["type"] = "transaction"
+    b["type"] = "history"
     msg = error_of(b, kb)
     assert "Bundle.type" in msg and "collection" in msg
 

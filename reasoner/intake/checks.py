@@ -8,7 +8,7 @@ from typing import Any
 
 from ..engines import fhir as fhir_engine
 from ..errors import InputError
-from .elements import iter_references
+from .elements import codings, iter_references
 from .envelope import Entry, Flattened
 from .tables import Context, matches
 
@@ -40,6 +40,67 @@ def is_index(ctx: Context, resource: dict) -> bool:
             and resource.get("intent") in spec["intent"])
 
 
+def candidate_requests(ctx: Context, entries: list[Entry], covered_only: bool = False) -> list[Entry]:
+    """Requests that can be the index: status and intent of `index_request`; with
+    covered_only, only those whose code is in the index value set."""
+    spec = ctx.table["index_request"]
+    out = [e for e in entries if e.rtype == spec["resourceType"]
+           and e.resource.get("status") in spec["status"]
+           and e.resource.get("intent") in spec["intent"]]
+    return [e for e in out if is_index(ctx, e.resource)] if covered_only else out
+
+
+def _codes(ctx: Context, resource: dict) -> str:
+    names = {v: k for k, v in ctx.systems.items()}
+    shown = [f"{names.get(c.get('system'), c.get('system') or 'no system')} {c.get('code')}"
+             for c in codings(resource.get("code"))]
+    return " + ".join(shown) or "no code"
+
+
+class Refs(dict):
+    """fullUrl / <Type>/<id> → entry; an absolute reference also resolves by its last
+    <Type>/<id> (FHIR R4 §2.36.4.1, resolving references in Bundles)."""
+
+    def get(self, ref, default=None):
+        hit = super().get(ref)
+        if hit is None and isinstance(ref, str) and "://" in ref:
+            parts = ref.rstrip("/").split("/")
+            if len(parts) >= 2:
+                hit = super().get("/".join(parts[-2:]))
+        return default if hit is None else hit
+
+
+def choose_index(ctx: Context, entries: list[Entry], source: str) -> Entry:
+    """The index request: the one draft/active order whose code the index value set covers;
+    else, when exactly one draft/active order is sent, that one (a service no loaded policy
+    may cover: routing names its code). Otherwise one line naming what was found."""
+    spec = ctx.table["index_request"]
+    covered = candidate_requests(ctx, entries, covered_only=True)
+    if len(covered) > 1:
+        raise InputError(f"{len(covered)} index ServiceRequests ({_codes(ctx, covered[0].resource)}"
+                         ", draft/active, order); exactly one allowed (CONVENTIONS §1 rule 4)",
+                         source=source, place=covered[1].place("ServiceRequest.code"))
+    if covered:
+        return covered[0]
+    others = [e for e in candidate_requests(ctx, entries)
+              if not matches(ctx, e.resource.get("code"), [{"valueset": "addon-service"}])]
+    if len(others) == 1:
+        return others[0]
+    found = [e for e in entries if e.rtype == spec["resourceType"]]
+    if others:
+        listed = "; ".join(_codes(ctx, e.resource) for e in others)
+        raise InputError(f"no policy covers the requested services ({listed}): "
+                         f"{len(others)} orders and none in the index value set", source=source,
+                         place=others[0].place("ServiceRequest.code"))
+    shown = "; ".join(f"{_codes(ctx, e.resource)} (status {e.resource.get('status')}, intent "
+                      f"{e.resource.get('intent')})" for e in found[:5])
+    raise InputError("no prior-authorization request: no index ServiceRequest (status "
+                     f"{' or '.join(spec['status'])}, intent {' or '.join(spec['intent'])}; "
+                     "CONVENTIONS §1 rule 4)" + (f"; found {shown}" if found else
+                                                 "; the record holds no ServiceRequest"),
+                     source=source, place="Bundle.entry")
+
+
 def check_envelope(flat: Flattened, ctx: Context, source: str) -> tuple[Entry, Entry, dict]:
     """§1: structure (R4B), one Patient, one index request, resolvable references.
 
@@ -48,7 +109,7 @@ def check_envelope(flat: Flattened, ctx: Context, source: str) -> tuple[Entry, E
         problem = fhir_engine.validate_resource(e.resource, entry=e.index, full_url=e.full_url)
         if problem is not None:
             raise InputError(problem.message, source=source, place=e.place(problem.element))
-    refs: dict[str, Entry] = {}
+    refs: Refs = Refs()
     for e in flat.entries:
         if e.full_url:
             refs[e.full_url] = e
@@ -62,15 +123,7 @@ def check_envelope(flat: Flattened, ctx: Context, source: str) -> tuple[Entry, E
     if len(patients) > 1:
         raise InputError(f"{len(patients)} Patient entries; exactly one allowed (CONVENTIONS §1 "
                          "rule 3)", source=source, place=patients[1].place("Patient"))
-    index = [e for e in flat.entries if is_index(ctx, e.resource)]
-    if not index:
-        raise InputError("no index ServiceRequest (code CPT 64483, status draft or active, "
-                         "intent order; CONVENTIONS §1 rule 4)", source=source,
-                         place="Bundle.entry")
-    if len(index) > 1:
-        raise InputError(f"{len(index)} index ServiceRequests (CPT 64483, draft/active, order); "
-                         "exactly one allowed (CONVENTIONS §1 rule 4)", source=source,
-                         place=index[1].place("ServiceRequest.code"))
+    index = [choose_index(ctx, flat.entries, source)]
     patient = patients[0]
     for e in flat.entries:
         for ref, where in iter_references(e.resource, e.rtype):

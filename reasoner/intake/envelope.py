@@ -1,4 +1,14 @@
-"""Envelopes: recognising what was sent and flattening it to the entries of a collection Bundle."""
+"""Envelopes: recognising what was sent and flattening it to the entries of one record.
+
+Accepted (FHIR R4 4.0.1 JSON): a Bundle of type collection, transaction, batch, searchset or
+document (Bundle.type, R4 §2.36 "bundle-type"); a Da Vinci PAS request Bundle (`pas.py`); a
+CDS Hooks 2.0 request (`cdshooks.py`); a `Parameters` resource carrying one such Bundle (the
+$submit operation's input). Named and refused in one line: PAS inquiries and responses, STU3
+and DSTU2 content, Bundles of other types, input over the limits below.
+
+Limits (named in every message that enforces them): `MAX_BYTES` file size, `MAX_DEPTH` JSON
+nesting, `MAX_ENTRIES` resources in one record.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +18,12 @@ from typing import Any
 
 from ..engines import fhir as fhir_engine
 from ..errors import InputError
+from . import versions
+
+MAX_BYTES = 30_000_000  # file size limit, bytes
+MAX_DEPTH = 100  # JSON nesting limit (FHIR R4 resources nest far less)
+MAX_ENTRIES = 10_000  # resources in one record
+RECORD_BUNDLE_TYPES = ("collection", "transaction", "batch", "searchset", "document")
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -35,102 +51,101 @@ class Entry:
 @dataclass
 class Flattened:
     entries: list[Entry]
-    wrapper: str  # "collection" | "cds-hooks" | "pas"
+    wrapper: str  # "collection" | "cds-hooks" | "pas" | the Bundle.type of a record
     bundle_id: str | None
+    prefetch_missing: bool = False  # a CDS Hooks request sent without the patient's record
 
 
-def flatten(data: Any, source: str) -> Flattened:
-    """Recognise the wrapper and return the entries of the equivalent collection Bundle."""
+def json_depth_problem(data: Any) -> str | None:
+    """None, or the message when the JSON nests deeper than MAX_DEPTH (checked iteratively)."""
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"JSON nested more than {MAX_DEPTH} levels deep (nesting limit {MAX_DEPTH})"
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node if isinstance(v, (dict, list)))
+    return None
+
+
+def entry_url(resource: dict, full_url: Any) -> str | None:
+    """The entry's fullUrl, else one made from its id (urn:uuid:<id> or <Type>/<id>)."""
+    if isinstance(full_url, str) and full_url:
+        return full_url
+    rid = resource.get("id")
+    if rid is None:
+        return None
+    return f"urn:uuid:{rid}" if _UUID.match(str(rid)) else f"{resource.get('resourceType')}/{rid}"
+
+
+def flatten(data: Any, source: str, ctx: Any = None) -> Flattened:
+    """Recognise the wrapper and return the entries of the equivalent record."""
     if not isinstance(data, dict):
         raise InputError(f"not a FHIR Bundle: the JSON is a {type(data).__name__}, not an object",
                          source=source)
+    problem = json_depth_problem(data)
+    if problem:
+        raise InputError(problem, source=source)
     if "hook" in data or ("context" in data and "prefetch" in data):
-        return _flatten_cds_hooks(data, source)
+        from .cdshooks import flatten_cds_hooks
+
+        return flatten_cds_hooks(data, source)
     rtype = data.get("resourceType")
+    if rtype == "Parameters":
+        data = _from_parameters(data, source)
+        rtype = data.get("resourceType")
+    from . import pas
+
+    pas.refuse_non_requests(data, source)
     if rtype != "Bundle":
+        version = versions.detect(data)
+        if version:
+            raise InputError(f"this is FHIR {version} content ({version} {rtype}); send FHIR R4 "
+                             "(4.0.1) JSON", source=source, place="resourceType")
         what = f"resourceType is {rtype!r}" if rtype else "no resourceType"
         raise InputError(f"not a FHIR Bundle ({what}); expected a collection Bundle, a CDS Hooks "
                          "request or a PAS request Bundle", source=source, place="resourceType")
+    raw = data.get("entry") or []
+    if isinstance(raw, list) and len(raw) > MAX_ENTRIES:
+        raise InputError(f"{len(raw)} entries; over the limit of {MAX_ENTRIES} entries per "
+                         "record", source=source, place="Bundle.entry")
+    version = versions.detect(data)
+    if version:
+        raise InputError(f"this is a FHIR {version} Bundle ({versions.why(data)}); send FHIR R4 "
+                         "(4.0.1) JSON", source=source, place="Bundle.entry")
     problem = fhir_engine.validate_bundle_shell(data)
     if problem is not None:
         raise InputError(problem.message, source=source, place=problem.place())
-    if data.get("type") != "collection":
-        raise InputError(f"Bundle.type is {data.get('type')!r}; a request Bundle is a "
-                         "'collection' (CONVENTIONS §1 rule 1)", source=source, place="Bundle.type")
+    if data.get("type") not in RECORD_BUNDLE_TYPES:
+        raise InputError(f"Bundle.type is {data.get('type')!r}; a request or record Bundle is one "
+                         f"of {', '.join(RECORD_BUNDLE_TYPES)}", source=source, place="Bundle.type")
     entries = []
-    for i, e in enumerate(data.get("entry") or []):
+    for i, e in enumerate(raw):
         if not isinstance(e.get("resource"), dict):
+            if data.get("type") in ("searchset", "batch", "transaction"):
+                continue  # a search or transaction entry may carry only request/response
             raise InputError("entry has no resource", source=source,
                              place=f"entry {i} ({e.get('fullUrl')}) Bundle.entry[{i}].resource")
-        if not e.get("fullUrl"):
-            raise InputError("entry has no fullUrl (CONVENTIONS §1 rule 2)", source=source,
-                             place=f"entry {i} Bundle.entry[{i}].fullUrl")
-        entries.append(Entry(i, e["fullUrl"], e["resource"], f"entry[{i}]"))
+        url = entry_url(e["resource"], e.get("fullUrl"))
+        if not url:
+            raise InputError("entry has neither fullUrl nor resource id (CONVENTIONS §1 rule 2)",
+                             source=source, place=f"entry {i} Bundle.entry[{i}].fullUrl")
+        entries.append(Entry(i, url, e["resource"], f"entry[{i}]"))
     bundle_id = data.get("id") or (data.get("identifier") or {}).get("value")
-    claims = [e for e in entries if e.rtype == "Claim"]
-    if claims:
-        return _flatten_pas(entries, claims, bundle_id, source)
-    return Flattened(entries, "collection", bundle_id)
+    claim = pas.request_claim(entries)
+    if claim is not None:
+        return pas.flatten_pas(entries, claim, bundle_id, source, ctx)
+    wrapper = "collection" if data.get("type") == "collection" else data["type"]
+    return Flattened(entries, wrapper, bundle_id)
 
 
-def _flatten_pas(entries: list[Entry], claims: list[Entry], bundle_id, source) -> Flattened:
-    by_url = {e.full_url: e for e in entries}
-    for claim in claims:
-        for i, info in enumerate(claim.resource.get("supportingInfo") or []):
-            ref = (info.get("valueReference") or {}).get("reference")
-            if ref and ref.startswith("urn:") and ref not in by_url:
-                raise InputError(f"reference {ref} is not the fullUrl of an entry", source=source,
-                                 place=claim.place(f"Claim.supportingInfo[{i}].valueReference"))
-    kept = [e for e in entries if e.rtype not in ("Claim", "ClaimResponse")]
-    out = [Entry(i, e.full_url, e.resource, e.origin) for i, e in enumerate(kept)]
-    # keep the original position in the message: origin still says entry[<original index>]
-    return Flattened(out, "pas", bundle_id)
-
-
-def _flatten_cds_hooks(data: dict, source: str) -> Flattened:
-    context = data.get("context")
-    if not isinstance(context, dict):
-        raise InputError("CDS Hooks request without a context object", source=source,
-                         place="context")
-    collected: list[tuple[str | None, dict, str]] = []
-
-    def add_bundle(bundle: Any, where: str):
-        if not isinstance(bundle, dict):
-            return
-        if bundle.get("resourceType") != "Bundle":
-            add_resource(bundle, where)
-            return
-        problem = fhir_engine.validate_bundle_shell(bundle)
-        if problem is not None:
-            raise InputError(problem.message, source=source, place=f"{where} {problem.element}")
-        for i, e in enumerate(bundle.get("entry") or []):
-            if isinstance(e, dict) and isinstance(e.get("resource"), dict):
-                collected.append((e.get("fullUrl"), e["resource"], f"{where}.entry[{i}]"))
-
-    def add_resource(resource: Any, where: str):
-        if isinstance(resource, dict) and resource.get("resourceType"):
-            collected.append((None, resource, where))
-
-    draft = context.get("draftOrders")
-    if draft is None:
-        raise InputError("CDS Hooks request without context.draftOrders", source=source,
-                         place="context.draftOrders")
-    add_bundle(draft, "context.draftOrders")
-    prefetch = data.get("prefetch") or {}
-    if not isinstance(prefetch, dict):
-        raise InputError("prefetch is not an object", source=source, place="prefetch")
-    for key, value in prefetch.items():
-        add_bundle(value, f"prefetch.{key}")
-    entries, seen = [], set()
-    for full_url, resource, where in collected:
-        if not full_url:
-            rid = resource.get("id")
-            if rid is None:
-                raise InputError("resource has neither fullUrl nor id", source=source, place=where)
-            full_url = f"urn:uuid:{rid}" if _UUID.match(str(rid)) else f"{resource['resourceType']}/{rid}"
-        if full_url in seen:
-            continue  # the same resource under several prefetch keys
-        seen.add(full_url)
-        entries.append(Entry(len(entries), full_url, resource, where))
-    return Flattened(entries, "cds-hooks", data.get("hookInstance"))
-
+def _from_parameters(data: dict, source: str) -> dict:
+    """The Bundle an operation's Parameters carries (e.g. Claim/$submit `resource`)."""
+    bundles = [p.get("resource") for p in data.get("parameter") or []
+               if isinstance(p, dict) and isinstance(p.get("resource"), dict)]
+    if len(bundles) != 1:
+        raise InputError(f"Parameters with {len(bundles)} resources; expected one request Bundle",
+                         source=source, place="Parameters.parameter")
+    return bundles[0]

@@ -35,6 +35,7 @@ from .checks import check_envelope, parse_date
 from .elements import codings, select
 from .envelope import Entry, Flattened, flatten
 from .mapper import _Mapper
+from .normalize import normalize
 from .tables import Context, ValueSet, context_for, load_table
 
 __all__ = ["Context", "Entry", "Flattened", "ValueSet", "check_envelope", "codings", "context_for",
@@ -49,7 +50,7 @@ def map_bundle(data: dict, source: str, kb: Graph | None = None) -> Graph:
     schemes, value sets, unit factors), default the project's knowledge/ folder.
     Raises `InputError` (exit 2) with one line naming the file, entry and element."""
     ctx = context_for(kb)
-    flat = flatten(data, source)
+    flat = normalize(flatten(data, source, ctx), ctx)
     patient, index, refs = check_envelope(flat, ctx, source)
     mapper = _Mapper(flat, ctx, source, patient, index, refs)
     mapper.plan()

@@ -61,6 +61,8 @@ def _count_problem(rule: dict, resource: dict) -> str | None:
     for cond in rule.get("counts", []):
         values = [v for node, _ in select(resource, cond["element"], "") for v in code_of(node)]
         shown = ", ".join(values) if values else "absent"
+        if not values and cond.get("absent") == "counts":
+            continue  # e.g. an encounter diagnosis without clinicalStatus (R4 con-3 allows it)
         if "in" in cond and not any(v in cond["in"] for v in values):
             return (f"{resource['resourceType']}.{cond['element']} is {shown}; counts only when "
                     f"{' or '.join(cond['in'])} (CONVENTIONS §1 rule 6)")
@@ -261,6 +263,8 @@ class _Mapper:
                     text = text or (value.get("display") if isinstance(value, dict) else None) or ref
                     if text:
                         g.add((node, prop, Literal(text)))
+                elif kind == "level-count":
+                    self.level_count(value, e, where, node, prop)
                 elif kind == "unit":
                     if isinstance(value, dict):
                         iri = self.ctx.concept(value.get("system"), value.get("code"))
@@ -309,6 +313,25 @@ class _Mapper:
                              "(CONVENTIONS §3)", source=self.source,
                              place=e.place(f"{t}.occurrenceDateTime"))
         return None, None
+
+    def level_count(self, quantity: Any, e: Entry, where: str, node: URIRef, prop: URIRef):
+        """A level count only from a quantity whose code or unit is a level unit (table
+        `level_units`); any other quantity is reported and the count stays absent."""
+        if not isinstance(quantity, dict) or quantity.get("value") is None:
+            return
+        units = {str(u).lower() for u in (quantity.get("code"), quantity.get("unit")) if u}
+        if not units & set(self.ctx.table["level_units"]):
+            shown = quantity.get("unit") or quantity.get("code") or "no unit"
+            self.unrecognised(URIRef(f"{self.plans[e.full_url].iri}-quantity"), e, where,
+                              f"{quantity.get('value')} {shown}",
+                              "quantity is not a level count (unit level, CONVENTIONS §4.2); "
+                              "the level count is absent")
+            return
+        num = number(quantity.get("value"))
+        if num is None or num != num.to_integral_value():
+            raise InputError(f"{quantity.get('value')!r} is not a whole number", source=self.source,
+                             place=e.place(where + ".value"))
+        self.g.add((node, prop, Literal(int(num), datatype=XSD.integer)))
 
     def duration_days(self, quantity: Any, e: Entry, where: str) -> Decimal | None:
         if not isinstance(quantity, dict):

@@ -8,6 +8,7 @@ fallback copies), UCUM day factors and the rules by resource type. Format: READM
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -63,6 +64,8 @@ class Context:
     rules_by_type: dict[str, list[dict]]
     valueset_source: dict[str, str] = field(default_factory=dict)  # name → "kb" | "table"
     known: dict[str, frozenset[str]] = field(default_factory=dict)  # namespace → concept IRIs
+    exact: dict[str, str] = field(default_factory=dict)  # concept → skos:exactMatch concept
+    ingredients: dict[str, frozenset[str]] = field(default_factory=dict)  # product → ingredients
 
     def is_known(self, system: str, code: Any) -> bool:
         """Does the knowledge graph define this code? (True when it knows no code of the system.)"""
@@ -84,10 +87,28 @@ class Context:
         return ns
 
     def concept(self, system: str | None, code: Any) -> URIRef | None:
+        """The concept IRI of a coding; a coding the table's `read_as` names is read as the
+        code of the other system (pattern) or as the concept its exactMatch names."""
+        rule = self.table.get("read_as", {}).get(system or "")
+        if rule and "as" in rule and code is not None:
+            if re.match(rule.get("pattern", ".*"), str(code)):
+                system = self.system_uri(rule["as"])
         ns = self.namespace(system)
         if ns is None or code is None or str(code) == "":
             return None
-        return URIRef(ns + quote(str(code), safe=_IRI_SAFE))
+        iri = ns + quote(str(code), safe=_IRI_SAFE)
+        if rule and "exact_match" in rule:
+            target_ns = self.namespace(self.system_uri(rule["exact_match"])) or ""
+            match = self.exact.get(iri)
+            if match and match.startswith(target_ns):
+                iri = match
+        return URIRef(iri)
+
+    def in_valueset(self, iri: Any, vs: "ValueSet") -> bool:
+        """Membership, a product counting as its ingredients (nr:hasIngredient)."""
+        if iri is None:
+            return False
+        return str(iri) in vs or any(i in vs for i in self.ingredients.get(str(iri), ()))
 
     def system_uri(self, alias: str) -> str:
         return self.systems.get(alias, alias)
@@ -162,6 +183,11 @@ def _build_context(kb: Graph | None) -> Context:
         for concept, scheme in kb.subject_objects(SKOS.inScheme):
             by_ns.setdefault(str(scheme).rstrip("/") + "/", set()).add(str(concept))
         ctx.known = {ns: frozenset(v) for ns, v in by_ns.items()}
+        ctx.exact = {str(s): str(o) for s, o in kb.subject_objects(SKOS.exactMatch)}
+        ingredients: dict[str, set[str]] = {}
+        for product, ingredient in kb.subject_objects(NR.hasIngredient):
+            ingredients.setdefault(str(product), set()).add(str(ingredient))
+        ctx.ingredients = {k: frozenset(v) for k, v in ingredients.items()}
     for name, parts in table["valuesets"].items():
         if name in kb_valuesets:
             ctx.valuesets[name] = kb_valuesets[name]
@@ -206,7 +232,7 @@ def matches(ctx: Context, value: Any, matchers: list[dict]) -> bool:
         for m in matchers:
             if "valueset" in m:
                 vs = ctx.valuesets.get(m["valueset"])
-                if vs is not None and iri is not None and str(iri) in vs:
+                if vs is not None and ctx.in_valueset(iri, vs):
                     return True
             elif "codeset" in m:
                 for part in ctx.table["codesets"][m["codeset"]]:
