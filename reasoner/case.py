@@ -124,7 +124,7 @@ def _ndjson(text: str) -> dict | None:
     """FHIR Bulk Data NDJSON (one resource per line) read as a record: a collection Bundle of
     its resources. None when the text is not NDJSON."""
     resources = []
-    for line in text.splitlines():
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -133,11 +133,12 @@ def _ndjson(text: str) -> dict | None:
             return None
         if not isinstance(value, dict) or "resourceType" not in value:
             return None
-        resources.append(value)
+        resources.append((n, value))
     if len(resources) < 2:
         return None
     return {"resourceType": "Bundle", "type": "collection",
-            "entry": [{"resource": r} for r in resources]}
+            "entry": [{"resource": r} if r.get("id") else {"fullUrl": f"urn:ndjson:line-{n}", "resource": r}
+                      for n, r in resources]}
 
 
 def _stem(path: Path) -> str:

@@ -82,8 +82,8 @@ def flatten_pas(entries: list[Entry], claim: Entry, bundle_id, source: str, ctx)
                              place=claim.place(f"Claim.supportingInfo[{i}].valueReference"))
     kept = [e for e in entries if e is not claim and e.rtype != "ClaimResponse"]
     extra: list[Entry] = []
-    if ctx is not None and not candidate_requests(ctx, kept, covered_only=True):
-        kept, extra = _request_from_items(kept, claim, ctx, source)
+    if ctx is not None:
+        kept, extra = _request_from_items(kept, claim, ctx, candidate_requests(ctx, kept, True))
     out = [Entry(i, e.full_url, e.resource, e.origin) for i, e in enumerate(kept + extra)]
     return Flattened(out, "pas", bundle_id)
 
@@ -99,24 +99,29 @@ def _pick_item(items: list, ctx) -> tuple[int, dict] | None:
     return listed[0] if listed else None
 
 
-def _request_from_items(kept: list[Entry], claim: Entry, ctx, source: str):
+def _request_from_items(kept: list[Entry], claim: Entry, ctx, covered: list[Entry]):
+    """The index ServiceRequest completed from the Claim: the item's ServiceRequest (or the
+    one covered request sent) keeps what it states; the item and the Claim fill the rest."""
     c = claim.resource
     picked = _pick_item(c.get("item") or [], ctx)
-    if picked is None:
-        return kept, []
-    i, item = picked
+    i, item = picked if picked is not None else (0, {})
     ref = next((x.get("valueReference", {}).get("reference") for x in item.get("extension") or []
                 if isinstance(x, dict) and x.get("url") == REQUESTED_SERVICE), None)
     base_entry = _resolve(kept, ref)
+    if base_entry is None and len(covered) == 1:
+        base_entry = covered[0]
+    if base_entry is None and picked is None:
+        return kept, []
     if base_entry is not None and base_entry.rtype == "ServiceRequest":
         sr = copy.deepcopy(base_entry.resource)
-        kept = [e for e in kept if e is not base_entry]
         url, origin = base_entry.full_url, base_entry.origin
+        position = kept.index(base_entry)
     else:
         sr = {"resourceType": "ServiceRequest", "status": "active", "intent": "order"}
         url, origin = f"{claim.full_url}/item/{item.get('sequence', i + 1)}", f"{claim.origin}.item[{i}]"
+        position = None
     spec = ctx.table["index_request"]
-    if not codings(sr.get("code")) or (_covered(ctx, item.get("productOrService"), spec)
+    if item and not codings(sr.get("code")) or (_covered(ctx, item.get("productOrService"), spec)
                                        and not _covered(ctx, sr.get("code"), spec)):
         sr["code"] = item.get("productOrService")
     sr.setdefault("subject", c.get("patient"))
@@ -154,6 +159,9 @@ def _request_from_items(kept: list[Entry], claim: Entry, ctx, source: str):
         if refs:
             sr["reasonReference"] = refs
     sr = {k: v for k, v in sr.items() if v is not None}
+    if position is not None:  # the ServiceRequest keeps its place in the Bundle
+        kept = kept[:position] + [Entry(0, url, sr, origin)] + kept[position + 1:]
+        return kept, extra
     return kept, [Entry(0, url, sr, origin)] + extra
 
 
