@@ -54,7 +54,9 @@ class Reasoner:
                   version: str | None = None) -> Determination:
         if not isinstance(case, Case):
             case = self.load_case(case)
-        return self.determiner.determine(case, policy_id, version)
+        from .intake import dates  # partial dates: both completions decided and merged
+
+        return dates.determine(self.determiner, case, policy_id, version)
 
     def record_graph(self, determination: Determination, case: Case) -> Graph:
         """A self-contained decision record: the determination (PROV-O), the case facts, and

@@ -16,6 +16,7 @@ from rdflib.namespace import DCTERMS, PROV, RDF, RDFS, XSD
 
 from ..errors import InputError
 from ..vocab import CASE_BASE, NR, bind_prefixes
+from . import dates
 from .checks import parse_date
 from .elements import (code_element, code_of, codings, describe, expand, number, person_name,
                        select, text_for)
@@ -214,9 +215,11 @@ class _Mapper:
             prop = URIRef(expand(m["property"]))
             kind = m["as"]
             if kind == "requested-date":
-                d, where = self.requested_date(e)
+                d, late, where, text = self.requested_date(e)
                 if d is not None:
                     g.add((node, prop, Literal(d.isoformat(), datatype=XSD.date)))
+                    if late is not None:
+                        dates.record(g, self.case, node, prop, text, d, late, where)
                 continue
             for value, where in select(base_value, m["element"], base_path):
                 if kind == "concept":
@@ -232,8 +235,10 @@ class _Mapper:
                         if iri is not None:
                             g.add((node, prop, iri))
                 elif kind == "date":
-                    d = parse_date(value, self.source, e, where)
+                    d, late = self.day(value, e, where)
                     g.add((node, prop, Literal(d.isoformat(), datatype=XSD.date)))
+                    if late is not None:
+                        dates.record(g, self.case, node, prop, str(value), d, late, where)
                 elif kind in ("decimal", "integer"):
                     num = number(value)
                     if num is None:
@@ -292,27 +297,38 @@ class _Mapper:
                 else:
                     raise ValueError(f"fhir-mapping.json: unknown 'as' {kind!r}")
 
-    def requested_date(self, e: Entry) -> tuple[date | None, str | None]:
+    def day(self, value: Any, e: Entry, where: str) -> tuple[date, date | None]:
+        """(date, None) for a calendar date; (earliest, latest) for a year or year-month."""
+        both = dates.completions(value)
+        if both is not None:
+            return both[0], both[1]
+        return parse_date(value, self.source, e, where), None
+
+    def requested_date(self, e: Entry):
         """D (§3): occurrenceDateTime, occurrencePeriod.start, earliest occurrenceTiming.event,
-        else authoredOn; calendar date parts only."""
+        else authoredOn; calendar date parts only. Returns (D, latest completion when D is a
+        partial date, element, the date as sent)."""
         r, t = e.resource, e.rtype
         if "occurrenceDateTime" in r:
-            return parse_date(r["occurrenceDateTime"], self.source, e, f"{t}.occurrenceDateTime"), None
+            return (*self.day(r["occurrenceDateTime"], e, f"{t}.occurrenceDateTime"),
+                    f"{t}.occurrenceDateTime", str(r["occurrenceDateTime"]))
         if isinstance(r.get("occurrencePeriod"), dict) and "start" in r["occurrencePeriod"]:
-            return parse_date(r["occurrencePeriod"]["start"], self.source, e,
-                               f"{t}.occurrencePeriod.start"), None
+            return (*self.day(r["occurrencePeriod"]["start"], e, f"{t}.occurrencePeriod.start"),
+                    f"{t}.occurrencePeriod.start", str(r["occurrencePeriod"]["start"]))
         events = (r.get("occurrenceTiming") or {}).get("event") or []
         if events:
-            days = [parse_date(v, self.source, e, f"{t}.occurrenceTiming.event[{i}]")
-                    for i, v in enumerate(events)]
-            return min(days), None
+            days = [self.day(v, e, f"{t}.occurrenceTiming.event[{i}]") for i, v in enumerate(events)]
+            i = min(range(len(days)), key=lambda k: days[k][0])
+            late = min(d[1] or d[0] for d in days) if any(d[1] for d in days) else None
+            return days[i][0], late, f"{t}.occurrenceTiming.event[{i}]", str(events[i])
         if "authoredOn" in r:
-            return parse_date(r["authoredOn"], self.source, e, f"{t}.authoredOn"), None
+            return (*self.day(r["authoredOn"], e, f"{t}.authoredOn"), f"{t}.authoredOn",
+                    str(r["authoredOn"]))
         if e is self.index:
             raise InputError("no requested date: neither occurrence[x] nor authoredOn "
                              "(CONVENTIONS §3)", source=self.source,
                              place=e.place(f"{t}.occurrenceDateTime"))
-        return None, None
+        return None, None, None, None
 
     def level_count(self, quantity: Any, e: Entry, where: str, node: URIRef, prop: URIRef):
         """A level count only from a quantity whose code or unit is a level unit (table
