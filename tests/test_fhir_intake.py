@@ -65,8 +65,9 @@ def error_of(b, kb, source="bad.json") -> str:
 
 def test_not_a_bundle(kb):
     _, e = entry(bundle(), "Patient")
-    msg = error_of(e["resource"], kb)
-    assert "not a FHIR Bundle" in msg and "resourceType" in msg
+    msg = error_of(e["resource"], kb)  # issue 8: one resource is a record of one
+    assert "no prior-authorization request" in msg
+    assert "not a FHIR Bundle" in error_of({"resourceType": "Nonsense"}, kb)
     assert "not a FHIR Bundle" in error_of([1, 2], kb)
 
 

@@ -54,6 +54,11 @@ def _r5_class(resource_type: str):
         return None
 
 
+def is_resource_type(resource_type: str) -> bool:
+    """Is this an R4 resource type (R4B models)?"""
+    return _r4b_class(resource_type) is not None
+
+
 def _loc_path(loc: tuple) -> str:
     out = ""
     for part in loc:

@@ -116,14 +116,18 @@ def check_envelope(flat: Flattened, ctx: Context, source: str) -> tuple[Entry, E
         rid = e.resource.get("id")
         if rid:
             refs.setdefault(f"{e.rtype}/{rid}", e)
+    index = [choose_index(ctx, flat.entries, source)]
     patients = [e for e in flat.entries if e.rtype == "Patient"]
     if not patients:
+        if not is_index(ctx, index[0].resource):
+            raise InputError(f"no policy covers the requested service ({_codes(ctx, index[0].resource)})"
+                             " and the record has no Patient", source=source,
+                             place=index[0].place("ServiceRequest.code"))
         raise InputError("no Patient entry (CONVENTIONS §1 rule 3)", source=source,
                          place="Bundle.entry")
     if len(patients) > 1:
         raise InputError(f"{len(patients)} Patient entries; exactly one allowed (CONVENTIONS §1 "
                          "rule 3)", source=source, place=patients[1].place("Patient"))
-    index = [choose_index(ctx, flat.entries, source)]
     patient = patients[0]
     for e in flat.entries:
         for ref, where in iter_references(e.resource, e.rtype):

@@ -99,6 +99,13 @@ def flatten(data: Any, source: str, ctx: Any = None) -> Flattened:
     from . import pas
 
     pas.refuse_non_requests(data, source)
+    if rtype != "Bundle" and isinstance(rtype, str) and not versions.detect(data) \
+            and fhir_engine.is_resource_type(rtype):
+        # one resource (a US Core example, a ServiceRequest sent alone): a record of one
+        url = entry_url(data, None) or f"urn:resource:{rtype}"
+        data = {"resourceType": "Bundle", "type": "collection",
+                "entry": [{"fullUrl": url, "resource": data}]}
+        rtype = "Bundle"
     if rtype != "Bundle":
         version = versions.detect(data)
         if version:

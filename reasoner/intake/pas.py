@@ -29,7 +29,8 @@ from .elements import codings
 from .envelope import Entry, Flattened
 
 REQUESTED_SERVICE = "http://hl7.org/fhir/us/davinci-pas/StructureDefinition/extension-requestedService"
-INQUIRY_MARK = "inquiry"  # PAS profiles profile-pas-inquiry-request-bundle, profile-claim-inquiry
+INQUIRY_MARK = "inquiry"
+RESPONSE_MARK = "response-bundle"  # PAS profile-pas-response-bundle, profile-pas-inquiry-response-bundle  # PAS profiles profile-pas-inquiry-request-bundle, profile-claim-inquiry
 
 
 def _profiles(resource: Any) -> list[str]:
@@ -44,15 +45,19 @@ def refuse_non_requests(data: dict, source: str) -> None:
     if data.get("resourceType") == "Bundle":
         resources += [e.get("resource") for e in data.get("entry") or []
                       if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    first = resources[1] if len(resources) > 1 else data
+    preauth = any(r.get("resourceType") == "Claim" and r.get("use") == "preauthorization"
+                  for r in resources)
+    bundle_says_response = any(RESPONSE_MARK in p.lower() for p in _profiles(data))
+    if first.get("resourceType") == "ClaimResponse" or bundle_says_response or (
+            not preauth and any(r.get("resourceType") == "ClaimResponse" for r in resources)):
+        raise InputError("this is a ClaimResponse: a response, not a request", source=source,
+                         place="ClaimResponse")
     for r in resources:
         if any(INQUIRY_MARK in p.lower() for p in _profiles(r)):
             raise InputError("this is a PAS inquiry (a status query on an earlier request), "
                              "not a prior-authorization request", source=source,
                              place=f"{r.get('resourceType')}.meta.profile")
-    first = resources[1] if len(resources) > 1 else data
-    if first.get("resourceType") == "ClaimResponse":
-        raise InputError("this is a ClaimResponse: a response, not a request", source=source,
-                         place="ClaimResponse")
 
 
 def request_claim(entries: list[Entry]) -> Entry | None:
