@@ -251,3 +251,21 @@ def test_record_bundle_types_are_read(kb, btype):
     b["type"] = btype
     g = fhir.map_bundle(b, "x.json", kb=kb)
     assert (None, NR.intakeWrapper, None) in g
+
+
+def test_completed_physical_therapy_care_plan_is_a_therapy_episode(kb):
+    """Synthea writes physical therapy as a CarePlan whose category is SNOMED CT 91251008
+    (physical therapy procedure), completed when the course ended."""
+    b = base()
+    plan = next(e["resource"] for e in b["entry"] if e["resource"]["resourceType"] == "CarePlan")
+    subject = plan["subject"]
+    b["entry"].append({"fullUrl": "urn:uuid:00000000-0000-4000-8000-0000000000c9", "resource": {
+        "resourceType": "CarePlan", "status": "completed", "intent": "order", "subject": subject,
+        "category": [{"coding": [{"system": "http://hl7.org/fhir/us/core/CodeSystem/careplan-category", "code": "assess-plan"}]},
+                     {"coding": [{"system": "http://snomed.info/sct", "code": "91251008"}], "text": "Physical therapy procedure"}],
+        "period": {"start": "2025-10-01", "end": "2025-11-15"}}})
+    g = fhir.map_bundle(b, "x.json", kb=kb)
+    episodes = [s for s in g.subjects(RDF.type, NR.NonDrugTherapyEpisode)
+                if str(s).endswith("0000000000c9")]
+    assert len(episodes) == 1
+    assert str(g.value(episodes[0], NR.code)) == CODE + "snomed/91251008"

@@ -80,6 +80,10 @@ def _rule_matches(ctx: Context, rule: dict, resource: dict) -> bool:
     cat = match.get("category")
     if cat and not has_code(ctx, resource.get("category"), cat["system"], [cat["code"]]):
         return False
+    for cond in match.get("where", []):  # e.g. a completed CarePlan is a past therapy episode
+        values = [v for node, _ in select(resource, cond["element"], "") for v in code_of(node)]
+        if not any(v in cond["in"] for v in values):
+            return False
     if "code" in match:
         element = match.get("element", "code")
         values = [v for v, _ in select(resource, element, "")]
