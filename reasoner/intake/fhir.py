@@ -1,16 +1,17 @@
-"""FHIR R4 intake: a request Bundle → the case model (CONVENTIONS.md v1, sections 1-4).
+"""FHIR R4 intake: a request Bundle → the case model (the project FHIR conventions, sections 1-4).
 
 The entry point; the work is done by `envelope` (wrappers), `checks` (§1), `tables`
 (the mapping table and value sets), `elements` (JSON element paths) and `mapper`.
 
     map_bundle(data, source, kb=None) -> rdflib.Graph
 
-1. **Wrappers** are flattened to the collection form (§1 rule 1): a plain `collection` Bundle;
-   a CDS Hooks request (`context.draftOrders` + `prefetch`); a Da Vinci PAS request Bundle
-   (a `Claim` whose `supportingInfo` reference the resources; the Claim is dropped).
+1. **Envelopes** are flattened to one record (README.md, "Envelopes"): record Bundles
+   (collection, transaction, batch, searchset, document), one resource, Parameters, Da Vinci
+   PAS request Bundles (`pas`), CDS Hooks requests (`cdshooks`), NDJSON; inquiries,
+   responses, STU3/DSTU2, XML and input over the limits are refused in one line.
 2. **Structure** is checked by `reasoner.engines.fhir` (fhir.resources R4B models).
-3. **Envelope** (§1): one Patient, exactly one index ServiceRequest, references resolve,
-   dates are calendar dates. Any failure raises `InputError` with one line naming the file,
+3. **Envelope** (§1): one index request, one Patient, references resolve, dates are
+   calendar dates or partial dates (`dates`). Any failure raises `InputError` with one line naming the file,
    the entry (index and fullUrl) and the element.
 4. **Mapping**: the declarative table `fhir-mapping.json` (format: `README.md` beside this
    file) says which resource type / category / code list gives which class and which element
