@@ -6,7 +6,9 @@ Every input error is an `InputError` naming the file and the place (exit code 2)
 from __future__ import annotations
 
 import json
+import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -116,7 +118,15 @@ def _load_fhir(path: Path, kb_graph: Graph | None) -> Case:
         if data is None:
             raise InputError(f"not JSON: {exc.msg}", source=str(path),
                              place=f"line {exc.lineno} column {exc.colno}") from None
-    graph = fhir.map_bundle(data, str(path), kb=kb_graph)
+    rdflib_log = logging.getLogger("rdflib")
+    level = rdflib_log.level
+    rdflib_log.setLevel(logging.ERROR)  # every error is one line: no rdflib warning on stderr
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            graph = fhir.map_bundle(data, str(path), kb=kb_graph)
+    finally:
+        rdflib_log.setLevel(level)
     return case_from_graph(graph, source=str(path), kind="fhir", default_id=_stem(path))
 
 

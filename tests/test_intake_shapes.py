@@ -269,3 +269,23 @@ def test_completed_physical_therapy_care_plan_is_a_therapy_episode(kb):
                 if str(s).endswith("0000000000c9")]
     assert len(episodes) == 1
     assert str(g.value(episodes[0], NR.code)) == CODE + "snomed/91251008"
+
+
+def test_medication_reference_reads_the_medication_code(kb):
+    b = base()
+    ms = next(e["resource"] for e in b["entry"] if e["resource"]["resourceType"] == "MedicationStatement")
+    code = ms.pop("medicationCodeableConcept")
+    ms["medicationReference"] = {"reference": "urn:uuid:00000000-0000-4000-8000-0000000000d1"}
+    b["entry"].append({"fullUrl": "urn:uuid:00000000-0000-4000-8000-0000000000d1",
+                       "resource": {"resourceType": "Medication", "code": code}})
+    g = fhir.map_bundle(b, "x.json", kb=kb)
+    assert [str(g.value(s, NR.code)) for s in g.subjects(RDF.type, NR.MedicationEpisode)] == [CODE + "rxnorm/7258"]
+
+
+def test_stu3_element_is_named(kb):
+    b = base()
+    ms = next(e["resource"] for e in b["entry"] if e["resource"]["resourceType"] == "MedicationStatement")
+    ms["taken"] = "y"  # STU3 MedicationStatement.taken (removed in R4)
+    with pytest.raises(InputError) as info:
+        fhir.map_bundle(b, "x.json", kb=kb)
+    assert "STU3" in str(info.value)

@@ -3,6 +3,8 @@
 - Da Vinci CRD `ext-billing-options` on a request's `code` (table `code_extensions`): its
   codings are read as codings of the code, so a SNOMED CT order with a CPT billing option is
   a CPT request.
+- A MedicationRequest/MedicationStatement with `medicationReference` to a Medication entry
+  (US Core allows either form): the Medication's `code` is read as `medicationCodeableConcept`.
 - A request with `reasonCode` but no `reasonReference` (FHIR R4 ServiceRequest.reasonCode:
   "coded reason"): each CodeableConcept becomes a Condition entry the request references, so
   the reason diagnosis is one fact whichever element carried it.
@@ -16,6 +18,7 @@ from .elements import codings
 from .envelope import Entry, Flattened
 
 REQUEST_TYPES = ("ServiceRequest",)
+MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement")
 
 
 def normalize(flat: Flattened, ctx) -> Flattened:
@@ -23,8 +26,12 @@ def normalize(flat: Flattened, ctx) -> Flattened:
     spec = ctx.table["index_request"]
     out: list[Entry] = []
     extra: list[Entry] = []
+    medications = {k: e.resource for e in flat.entries if e.rtype == "Medication"
+                   for k in (e.full_url, f"Medication/{e.resource.get('id')}")}
     for e in flat.entries:
         r = e.resource
+        if e.rtype in MEDICATION_TYPES:
+            r = _with_medication_code(r, medications)
         if e.rtype in REQUEST_TYPES:
             r = _with_billing_codes(r, urls)
             if r.get("reasonCode") and not r.get("reasonReference") \
@@ -62,4 +69,14 @@ def _with_billing_codes(r: dict, urls: set[str]) -> dict:
         return r
     r = copy.deepcopy(r)
     r["code"]["coding"] = list(r["code"].get("coding") or []) + [dict(c) for c in added]
+    return r
+
+
+def _with_medication_code(r: dict, medications: dict) -> dict:
+    ref = (r.get("medicationReference") or {}).get("reference")
+    med = medications.get(ref) if isinstance(ref, str) else None
+    if med is None or "medicationCodeableConcept" in r or not isinstance(med.get("code"), dict):
+        return r
+    r = {k: v for k, v in r.items() if k != "medicationReference"}
+    r["medicationCodeableConcept"] = med["code"]
     return r
