@@ -229,7 +229,7 @@ def test_no_request_names_what_was_found(kb):
     with pytest.raises(InputError) as info:
         fhir.map_bundle(b, "x.json", kb=kb)
     assert "no prior-authorization request" in str(info.value)
-    assert "CPT 64483 (status completed" in str(info.value)
+    assert "ServiceRequest CPT 64483 (status completed" in str(info.value)
 
 
 def test_several_uncovered_orders_say_no_policy_covers(kb):
@@ -289,3 +289,18 @@ def test_stu3_element_is_named(kb):
     with pytest.raises(InputError) as info:
         fhir.map_bundle(b, "x.json", kb=kb)
     assert "STU3" in str(info.value)
+
+
+def test_no_request_names_other_orders(kb):
+    b = base()
+    sr = index_sr(b)
+    b["entry"] = [e for e in b["entry"] if e["resource"] is not sr]
+    b["entry"].append({"fullUrl": "urn:uuid:00000000-0000-4000-8000-0000000000e1", "resource": {
+        "resourceType": "DeviceRequest", "status": "draft", "intent": "original-order",
+        "codeCodeableConcept": {"coding": [{"system": "https://bluebutton.cms.gov/resources/codesystem/hcpcs",
+                                            "code": "E0601"}]},
+        "subject": sr["subject"]}})
+    with pytest.raises(InputError) as info:
+        fhir.map_bundle(b, "x.json", kb=kb)
+    assert "no prior-authorization request" in str(info.value) and "DeviceRequest" in str(info.value)
+    assert "E0601" in str(info.value)

@@ -52,8 +52,10 @@ def candidate_requests(ctx: Context, entries: list[Entry], covered_only: bool = 
 
 def _codes(ctx: Context, resource: dict) -> str:
     names = {v: k for k, v in ctx.systems.items()}
+    coded = next((resource[k] for k in ("code", "codeCodeableConcept", "medicationCodeableConcept")
+                  if isinstance(resource.get(k), dict)), None)
     shown = [f"{names.get(c.get('system'), c.get('system') or 'no system')} {c.get('code')}"
-             for c in codings(resource.get("code"))]
+             for c in codings(coded)]
     return " + ".join(shown) or "no code"
 
 
@@ -87,17 +89,19 @@ def choose_index(ctx: Context, entries: list[Entry], source: str) -> Entry:
     if len(others) == 1:
         return others[0]
     found = [e for e in entries if e.rtype == spec["resourceType"]]
+    if not found:  # other orders (DeviceRequest, MedicationRequest, ...) are named too
+        found = [e for e in entries if e.rtype.endswith("Request") or e.rtype == "NutritionOrder"]
     if others:
         listed = "; ".join(_codes(ctx, e.resource) for e in others)
         raise InputError(f"no policy covers the requested services ({listed}): "
                          f"{len(others)} orders and none in the index value set", source=source,
                          place=others[0].place("ServiceRequest.code"))
-    shown = "; ".join(f"{_codes(ctx, e.resource)} (status {e.resource.get('status')}, intent "
+    shown = "; ".join(f"{e.rtype} {_codes(ctx, e.resource)} (status {e.resource.get('status')}, intent "
                       f"{e.resource.get('intent')})" for e in found[:5])
     raise InputError("no prior-authorization request: no index ServiceRequest (status "
                      f"{' or '.join(spec['status'])}, intent {' or '.join(spec['intent'])}; "
                      "CONVENTIONS §1 rule 4)" + (f"; found {shown}" if found else
-                                                 "; the record holds no ServiceRequest"),
+                                                 "; the record holds no order"),
                      source=source, place="Bundle.entry")
 
 
