@@ -112,7 +112,8 @@ def _load_fhir(path: Path, kb_graph: Graph | None) -> Case:
     try:
         data = json.loads(text)
     except RecursionError:
-        raise InputError("JSON nested too deep (over the nesting limit)", source=str(path)) from None
+        raise InputError("JSON nested too deep (over the nesting limit)",
+                         source=str(path)) from None
     except json.JSONDecodeError as exc:
         data = _ndjson(text)
         if data is None:
@@ -147,7 +148,8 @@ def _ndjson(text: str) -> dict | None:
     if len(resources) < 2:
         return None
     return {"resourceType": "Bundle", "type": "collection",
-            "entry": [{"resource": r} if r.get("id") else {"fullUrl": f"urn:ndjson:line-{n}", "resource": r}
+            "entry": [{"resource": r} if r.get("id")
+                      else {"fullUrl": f"urn:ndjson:line-{n}", "resource": r}
                       for n, r in resources]}
 
 

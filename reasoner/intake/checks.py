@@ -40,7 +40,8 @@ def is_index(ctx: Context, resource: dict) -> bool:
             and resource.get("intent") in spec["intent"])
 
 
-def candidate_requests(ctx: Context, entries: list[Entry], covered_only: bool = False) -> list[Entry]:
+def candidate_requests(ctx: Context, entries: list[Entry],
+                       covered_only: bool = False) -> list[Entry]:
     """Requests that can be the index: status and intent of `index_request`; with
     covered_only, only those whose code is in the index value set."""
     spec = ctx.table["index_request"]
@@ -96,7 +97,8 @@ def choose_index(ctx: Context, entries: list[Entry], source: str) -> Entry:
         raise InputError(f"no policy covers the requested services ({listed}): "
                          f"{len(others)} orders and none in the index value set", source=source,
                          place=others[0].place("ServiceRequest.code"))
-    shown = "; ".join(f"{e.rtype} {_codes(ctx, e.resource)} (status {e.resource.get('status')}, intent "
+    shown = "; ".join(f"{e.rtype} {_codes(ctx, e.resource)} (status {e.resource.get('status')}, "
+                      "intent "
                       f"{e.resource.get('intent')})" for e in found[:5])
     raise InputError("no prior-authorization request: no index ServiceRequest (status "
                      f"{' or '.join(spec['status'])}, intent {' or '.join(spec['intent'])}; "
@@ -124,7 +126,8 @@ def check_envelope(flat: Flattened, ctx: Context, source: str) -> tuple[Entry, E
     patients = [e for e in flat.entries if e.rtype == "Patient"]
     if not patients:
         if not is_index(ctx, index[0].resource):
-            raise InputError(f"no policy covers the requested service ({_codes(ctx, index[0].resource)})"
+            codes = _codes(ctx, index[0].resource)
+            raise InputError(f"no policy covers the requested service ({codes})"
                              " and the record has no Patient", source=source,
                              place=index[0].place("ServiceRequest.code"))
         raise InputError("no Patient entry (CONVENTIONS §1 rule 3)", source=source,

@@ -62,7 +62,8 @@ def partial_dates(g: Graph) -> list[dict]:
     for node in g.subjects(RDF.type, NR.PartialDate):
         out.append({k: g.value(node, p) for k, p in (
             ("fact", NR.onFact), ("prop", NR.onProperty), ("text", NR.text),
-            ("earliest", NR.earliestDate), ("latest", NR.latestDate), ("element", NR.sourceElement))})
+            ("earliest", NR.earliestDate), ("latest", NR.latestDate),
+            ("element", NR.sourceElement))})
     return sorted(out, key=lambda d: (str(d["element"]), str(d["fact"]), str(d["prop"])))
 
 
@@ -110,7 +111,8 @@ def merge(first, second, partial: list[dict]):
             where=", ".join(str(p["element"]) for p in partial), criterion=c.id))
     if changed:
         statuses = {c.status for c in first.criteria}
-        outcome = "denied" if "unmet" in statuses else "pended" if "missing" in statuses else "approved"
+        outcome = ("denied" if "unmet" in statuses else
+                   "pended" if "missing" in statuses else "approved")
         if outcome != "denied":
             first.notice = None
         first.outcome = outcome

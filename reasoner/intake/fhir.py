@@ -11,8 +11,8 @@ The entry point; the work is done by `envelope` (wrappers), `checks` (§1), `tab
    responses, STU3/DSTU2, XML and input over the limits are refused in one line.
 2. **Structure** is checked by `reasoner.engines.fhir` (fhir.resources R4B models).
 3. **Envelope** (§1): one index request, one Patient, references resolve, dates are
-   calendar dates or partial dates (`dates`). Any failure raises `InputError` with one line naming the file,
-   the entry (index and fullUrl) and the element.
+   calendar dates or partial dates (`dates`). Any failure raises `InputError` with one line
+   naming the file, the entry (index and fullUrl) and the element.
 4. **Mapping**: the declarative table `fhir-mapping.json` (format: `README.md` beside this
    file) says which resource type / category / code list gives which class and which element
    gives which property. Code lists come from the knowledge graph's value sets

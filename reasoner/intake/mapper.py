@@ -321,7 +321,8 @@ class _Mapper:
                     f"{t}.occurrencePeriod.start", str(r["occurrencePeriod"]["start"]))
         events = (r.get("occurrenceTiming") or {}).get("event") or []
         if events:
-            days = [self.day(v, e, f"{t}.occurrenceTiming.event[{i}]") for i, v in enumerate(events)]
+            days = [self.day(v, e, f"{t}.occurrenceTiming.event[{i}]")
+                    for i, v in enumerate(events)]
             i = min(range(len(days)), key=lambda k: days[k][0])
             late = min(d[1] or d[0] for d in days) if any(d[1] for d in days) else None
             return days[i][0], late, f"{t}.occurrenceTiming.event[{i}]", str(events[i])

@@ -10,7 +10,8 @@ content like any other entry. The request Claim gives the requested service:
 | service | `Claim.item[].productOrService` (the item the index value set covers, else the first) |
 | ServiceRequest | `Claim.item[].extension[requestedService].valueReference` (PAS extension) |
 | date | `item.servicedDate`, `item.servicedPeriod.start`, else `Claim.created` (as authoredOn) |
-| reasons | `Claim.diagnosis[]` in `sequence` order: `diagnosisReference`, or a Condition made from `diagnosisCodeableConcept` |
+| reasons | `Claim.diagnosis[]` by `sequence`: `diagnosisReference`, or a Condition made |
+|   | from `diagnosisCodeableConcept` |
 | levels | `item.quantity` (counted only with a level unit, `mapper`) |
 | roots, side | `item.bodySite`, `item.subSite` |
 
@@ -28,9 +29,10 @@ from ..errors import InputError
 from .elements import codings
 from .envelope import Entry, Flattened
 
-REQUESTED_SERVICE = "http://hl7.org/fhir/us/davinci-pas/StructureDefinition/extension-requestedService"
-INQUIRY_MARK = "inquiry"
-RESPONSE_MARK = "response-bundle"  # PAS profile-pas-response-bundle, profile-pas-inquiry-response-bundle  # PAS profiles profile-pas-inquiry-request-bundle, profile-claim-inquiry
+REQUESTED_SERVICE = ("http://hl7.org/fhir/us/davinci-pas/StructureDefinition/"
+                     "extension-requestedService")
+INQUIRY_MARK = "inquiry"  # PAS profiles profile-pas-inquiry-request-bundle, profile-claim-inquiry
+RESPONSE_MARK = "response-bundle"  # profile-pas-response-bundle, ...-inquiry-response-bundle
 
 
 def _profiles(resource: Any) -> list[str]:
@@ -62,7 +64,8 @@ def refuse_non_requests(data: dict, source: str) -> None:
 
 def request_claim(entries: list[Entry]) -> Entry | None:
     """The PAS request Claim: the Claim with use preauthorization (first of them)."""
-    claims = [e for e in entries if e.rtype == "Claim" and e.resource.get("use") == "preauthorization"]
+    claims = [e for e in entries
+              if e.rtype == "Claim" and e.resource.get("use") == "preauthorization"]
     return claims[0] if claims else None
 
 
@@ -71,7 +74,8 @@ def _resolve(entries: list[Entry], ref: Any) -> Entry | None:
         return None
     for e in entries:
         rid = e.resource.get("id")
-        if e.full_url == ref or (rid and (ref == f"{e.rtype}/{rid}" or ref.endswith(f"/{e.rtype}/{rid}"))):
+        named = rid and (ref == f"{e.rtype}/{rid}" or ref.endswith(f"/{e.rtype}/{rid}"))
+        if e.full_url == ref or named:
             return e
     return None
 
@@ -123,7 +127,8 @@ def _request_from_items(kept: list[Entry], claim: Entry, ctx, covered: list[Entr
         position = kept.index(base_entry)
     else:
         sr = {"resourceType": "ServiceRequest", "status": "active", "intent": "order"}
-        url, origin = f"{claim.full_url}/item/{item.get('sequence', i + 1)}", f"{claim.origin}.item[{i}]"
+        url = f"{claim.full_url}/item/{item.get('sequence', i + 1)}"
+        origin = f"{claim.origin}.item[{i}]"
         position = None
     spec = ctx.table["index_request"]
     if item and not codings(sr.get("code")) or (_covered(ctx, item.get("productOrService"), spec)
