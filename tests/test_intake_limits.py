@@ -89,3 +89,16 @@ def test_deep_json_exits_2_from_the_command_line(tmp_path):
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "limit" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_too_many_facts_names_the_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr("reasoner.intake.mapper.MAX_FACTS", 30)
+    b = json.loads(BASE.read_text())
+    obs = next(e for e in b["entry"] if "72514-3" in json.dumps(e["resource"].get("code")))
+    for i in range(40):
+        twin = json.loads(json.dumps(obs))
+        twin["fullUrl"] = f"urn:uuid:00000000-0000-4000-8000-{i:012d}"
+        b["entry"].append(twin)
+    path = tmp_path / "facts.json"
+    path.write_text(json.dumps(b))
+    assert "limit of 30 facts" in refusal(path)

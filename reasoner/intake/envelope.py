@@ -7,7 +7,7 @@ $submit operation's input). Named and refused in one line: PAS inquiries and res
 and DSTU2 content, Bundles of other types, input over the limits below.
 
 Limits (named in every message that enforces them): `MAX_BYTES` file size, `MAX_DEPTH` JSON
-nesting, `MAX_ENTRIES` resources in one record.
+nesting, `MAX_ENTRIES` resources and `MAX_FACTS` facts in one record.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from . import versions
 
 MAX_BYTES = 30_000_000  # file size limit, bytes
 MAX_DEPTH = 100  # JSON nesting limit (FHIR R4 resources nest far less)
-MAX_ENTRIES = 10_000  # resources in one record
+MAX_FACTS = 1_000  # facts (counted, recognised resources) in one record
+MAX_ENTRIES = 5_000  # resources in one record (decided within seconds; a larger record: refused)
 RECORD_BUNDLE_TYPES = ("collection", "transaction", "batch", "searchset", "document")
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")

@@ -20,7 +20,7 @@ from . import dates
 from .checks import parse_date
 from .elements import (code_element, code_of, codings, describe, expand, number, person_name,
                        select, text_for)
-from .envelope import Entry, Flattened
+from .envelope import MAX_FACTS, Entry, Flattened
 from .tables import Context, has_code, matches
 
 
@@ -137,6 +137,11 @@ class _Mapper:
                     else:
                         p = Plan(e, rule, "fact", iri)
             self.plans[e.full_url] = p
+        facts = sum(1 for p in self.plans.values() if p.kind == "fact")
+        if facts > MAX_FACTS:
+            raise InputError(f"{facts} facts; over the limit of {MAX_FACTS} facts per record "
+                             "(send the record of the episode, not the lifetime)",
+                             source=self.source, place="Bundle.entry")
 
     def fact_of(self, ref: str) -> URIRef | None:
         target = self.refs.get(ref)
