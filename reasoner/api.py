@@ -62,7 +62,9 @@ class Reasoner:
                   version: str | None = None) -> Determination:
         if not isinstance(case, Case):
             case = self.load_case(case)
-        return self.determiner.determine(case, policy_id, version)
+        from .intake import dates  # partial dates: both completions decided and merged
+
+        return dates.determine(self.determiner, case, policy_id, version)
 
     def covering_policies(self, case: Case | str | Path) -> list[str]:
         """The ids (sorted) of the packs that decide the index request's service: those whose

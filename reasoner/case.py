@@ -6,7 +6,9 @@ Every input error is an `InputError` naming the file and the place (exit code 2)
 from __future__ import annotations
 
 import json
+import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -32,6 +34,7 @@ class Case:
 
 
 CASE_FILES = ("case.ttl", "bundle.json")
+FHIR_SUFFIXES = (".json", ".ndjson", ".xml")
 
 
 def collect_cases(inputs: Iterable[str | os.PathLike]) -> list[Path]:
@@ -67,7 +70,7 @@ def load_case(path: str | Path, kb_graph: Graph | None = None) -> Case:
             if (path / name).exists():
                 return load_case(path / name, kb_graph)
         raise InputError("folder holds neither case.ttl nor bundle.json", source=str(path))
-    if path.suffix.lower() == ".json":
+    if path.suffix.lower() in FHIR_SUFFIXES:
         return _load_fhir(path, kb_graph)
     graph = parse_turtle(path, error=InputError)
     return case_from_graph(graph, source=str(path), kind="turtle", default_id=_stem(path))
@@ -91,17 +94,63 @@ def case_from_graph(graph: Graph, source: str, kind: str, default_id: str) -> Ca
 
 
 def _load_fhir(path: Path, kb_graph: Graph | None) -> Case:
+    from .intake import fhir
+    from .intake.envelope import MAX_BYTES
+
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        raise InputError(f"file is {size // 1_000_000} MB; over the size limit of "
+                         f"{MAX_BYTES // 1_000_000} MB", source=str(path))
+    raw = path.read_bytes()
+    head = raw.lstrip()[:1]
+    if head == b"<":
+        raise InputError("FHIR XML is not read; send FHIR R4 JSON", source=str(path))
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(f"not UTF-8 text ({exc.reason})", source=str(path)) from None
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise InputError("JSON nested too deep (over the nesting limit)",
+                         source=str(path)) from None
     except json.JSONDecodeError as exc:
-        raise InputError(f"not JSON: {exc.msg}", source=str(path),
-                         place=f"line {exc.lineno} column {exc.colno}") from None
-    from .intake import fhir
-
-    graph = fhir.map_bundle(data, str(path), kb=kb_graph)
+        data = _ndjson(text)
+        if data is None:
+            raise InputError(f"not JSON: {exc.msg}", source=str(path),
+                             place=f"line {exc.lineno} column {exc.colno}") from None
+    rdflib_log = logging.getLogger("rdflib")
+    level = rdflib_log.level
+    rdflib_log.setLevel(logging.ERROR)  # every error is one line: no rdflib warning on stderr
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            graph = fhir.map_bundle(data, str(path), kb=kb_graph)
+    finally:
+        rdflib_log.setLevel(level)
     return case_from_graph(graph, source=str(path), kind="fhir", default_id=_stem(path))
+
+
+def _ndjson(text: str) -> dict | None:
+    """FHIR Bulk Data NDJSON (one resource per line) read as a record: a collection Bundle of
+    its resources. None when the text is not NDJSON."""
+    resources = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            return None
+        if not isinstance(value, dict) or "resourceType" not in value:
+            return None
+        resources.append((n, value))
+    if len(resources) < 2:
+        return None
+    return {"resourceType": "Bundle", "type": "collection",
+            "entry": [{"resource": r} if r.get("id")
+                      else {"fullUrl": f"urn:ndjson:line-{n}", "resource": r}
+                      for n, r in resources]}
 
 
 def _stem(path: Path) -> str:

@@ -54,6 +54,11 @@ def _r5_class(resource_type: str):
         return None
 
 
+def is_resource_type(resource_type: str) -> bool:
+    """Is this an R4 resource type (R4B models)?"""
+    return _r4b_class(resource_type) is not None
+
+
 def _loc_path(loc: tuple) -> str:
     out = ""
     for part in loc:
@@ -100,10 +105,36 @@ def validate_resource(resource: dict[str, Any], *, entry: int | None = None,
             return StructureProblem(
                 entry, full_url, element,
                 "R5-shaped: this element has the FHIR R5 form, not R4; send FHIR R4 (4.0.1) JSON")
+        if _valid_stu3(resource):
+            return StructureProblem(
+                entry, full_url, element,
+                "STU3-shaped: this resource is FHIR STU3 (3.0), not R4; send FHIR R4 (4.0.1) JSON")
         return StructureProblem(entry, full_url, element, _one_line(first))
     except Exception as exc:  # the library raises a few non-pydantic errors on odd input
         return StructureProblem(entry, full_url, rtype, " ".join(str(exc).split())[:160])
     return None
+
+
+@lru_cache(maxsize=None)
+def _stu3_class(resource_type: str):
+    try:
+        from fhir.resources.STU3 import get_fhir_model_class
+
+        return get_fhir_model_class(resource_type)
+    except (KeyError, ValueError, ImportError, AttributeError):
+        return None
+
+
+def _valid_stu3(resource: dict[str, Any]) -> bool:
+    """Does the resource R4B rejected validate as FHIR STU3?"""
+    cls = _stu3_class(str(resource.get("resourceType")))
+    if cls is None:
+        return False
+    try:
+        cls.model_validate(resource)
+        return True
+    except Exception:
+        return False
 
 
 def is_r5_shaped(resource: dict[str, Any], r4_errors: list[dict] | None = None) -> bool:
