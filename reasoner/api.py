@@ -62,6 +62,7 @@ class Reasoner:
                   version: str | None = None) -> Determination:
         if not isinstance(case, Case):
             case = self.load_case(case)
+        self._check_policy_covers(case, policy_id)
         from .intake import dates  # partial dates: both completions decided and merged
 
         return dates.determine(self.determiner, case, policy_id, version)
@@ -77,13 +78,31 @@ class Reasoner:
         if code is None:
             raise InputError("the index request has no service code, so no policy can be "
                              "chosen by it; name the policy", source=case.source)
-        codes = {code} | set(self.kb.knowledge.transitive_objects(code, SKOS.broader))
         out = sorted(p.policy_id for p in self.kb.packs.values()
-                     if not p.illustrative_only and p.services & codes)
+                     if not p.illustrative_only and p.services & self._service_codes(code))
         if not out:
-            raise InputError(f"no loaded policy covers the requested service: code "
+            raise InputError(f"no policy covers the requested service: code "
                              f"{self.kb.code_text(code)}", source=case.source)
         return out
+
+    def _service_codes(self, code) -> set:
+        """The request's service code and its broader concepts (a pack may cover a family)."""
+        return {code} | set(self.kb.knowledge.transitive_objects(code, SKOS.broader))
+
+    def _check_policy_covers(self, case: Case, policy_id: str) -> None:
+        """A policy named for a request of another service is bad input, not a denial: its
+        criteria were written for the services of its `nr:appliesToService`. A request with no
+        service code is left to the criteria (they report what is missing)."""
+        code = case.graph.value(case.request, NR.code)
+        pack = self.kb.pack(policy_id)
+        if code is None or not pack.services or pack.services & self._service_codes(code):
+            return
+        others = sorted(p.policy_id for p in self.kb.packs.values()
+                        if not p.illustrative_only and p.services & self._service_codes(code))
+        tail = (f"; policies covering it: {', '.join(others)}" if others
+                else "; no policy covers it")
+        raise InputError(f"policy {policy_id} does not cover the requested service: code "
+                         f"{self.kb.code_text(code)}{tail}", source=case.source)
 
     def determine_all(self, case: Case | str | Path, policy_id: str | None = None,
                       version: str | None = None) -> list[Determination]:

@@ -185,7 +185,7 @@ def test_service_no_policy_covers_is_one_line_naming_code_and_system(tmp_path):
     other = tmp_path / "other-service.ttl"
     other.write_text(text.replace("cpt:64483", "cpt:99213"))
     line = _error(run("determine", str(other)), "other-service.ttl", "99213 (CPT)",
-                  "no loaded policy covers")
+                  "no policy covers")
     assert "index ServiceRequest" not in line
     _error(run("validate", str(other)), "99213 (CPT)")
 

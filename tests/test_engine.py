@@ -175,7 +175,7 @@ def test_routing_without_a_covering_pack_names_the_code(tmp_path):
     from reasoner.errors import InputError
 
     r = routed_project(tmp_path)
-    with pytest.raises(InputError, match="no loaded policy covers the requested service: code "
+    with pytest.raises(InputError, match="no policy covers the requested service: code "
                                          ".*12345") as err:
         r.covering_policies(routed_case(CPT_64483[:-5] + "12345"))
     assert err.value.exit_code == 2

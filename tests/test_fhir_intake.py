@@ -1,4 +1,4 @@
-"""FHIR R4 intake (issue 3): bad input, the mapping rules of CONVENTIONS.md §1-§4, wrappers."""
+"""FHIR R4 intake (issue 3): bad input, the mapping rules of docs/fhir-contract.md §1-§4, wrappers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The envelope rules (CONVENTIONS §1): structure, one Patient, one index request, references."""
+"""The envelope rules (docs/fhir-contract.md §1): structure, one Patient, one index request, references."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def parse_date(value: Any, source: str, entry: Entry, element: str) -> date:
                 return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
             except ValueError:
                 pass
-    raise InputError(f"{value!r} is not a calendar date (YYYY-MM-DD, CONVENTIONS §3)",
+    raise InputError(f"{value!r} is not a calendar date (YYYY-MM-DD, input contract, section 3)",
                      source=source, place=entry.place(element))
 
 
@@ -81,7 +81,7 @@ def choose_index(ctx: Context, entries: list[Entry], source: str) -> Entry:
     covered = candidate_requests(ctx, entries, covered_only=True)
     if len(covered) > 1:
         raise InputError(f"{len(covered)} index ServiceRequests ({_codes(ctx, covered[0].resource)}"
-                         ", draft/active, order); exactly one allowed (CONVENTIONS §1 rule 4)",
+                         ", draft/active, order); exactly one allowed (input contract, section 1 rule 4)",
                          source=source, place=covered[1].place("ServiceRequest.code"))
     if covered:
         return covered[0]
@@ -102,7 +102,7 @@ def choose_index(ctx: Context, entries: list[Entry], source: str) -> Entry:
                       f"{e.resource.get('intent')})" for e in found[:5])
     raise InputError("no prior-authorization request: no index ServiceRequest (status "
                      f"{' or '.join(spec['status'])}, intent {' or '.join(spec['intent'])}; "
-                     "CONVENTIONS §1 rule 4)" + (f"; found {shown}" if found else
+                     "input contract, section 1 rule 4)" + (f"; found {shown}" if found else
                                                  "; the record holds no order"),
                      source=source, place="Bundle.entry")
 
@@ -130,11 +130,11 @@ def check_envelope(flat: Flattened, ctx: Context, source: str) -> tuple[Entry, E
             raise InputError(f"no policy covers the requested service ({codes})"
                              " and the record has no Patient", source=source,
                              place=index[0].place("ServiceRequest.code"))
-        raise InputError("no Patient entry (CONVENTIONS §1 rule 3)", source=source,
+        raise InputError("no Patient entry (input contract, section 1 rule 3)", source=source,
                          place="Bundle.entry")
     if len(patients) > 1:
-        raise InputError(f"{len(patients)} Patient entries; exactly one allowed (CONVENTIONS §1 "
-                         "rule 3)", source=source, place=patients[1].place("Patient"))
+        raise InputError(f"{len(patients)} Patient entries; exactly one allowed "
+                         "(input contract, section 1 rule 3)", source=source, place=patients[1].place("Patient"))
     patient = patients[0]
     for e in flat.entries:
         for ref, where in iter_references(e.resource, e.rtype):
@@ -142,13 +142,13 @@ def check_envelope(flat: Flattened, ctx: Context, source: str) -> tuple[Entry, E
             if target is None:
                 if ref.startswith("urn:uuid:") or ref.startswith("urn:oid:"):
                     raise InputError(f"reference {ref} is not the fullUrl of an entry in the "
-                                     "Bundle (CONVENTIONS §1 rule 2)", source=source,
+                                     "Bundle (input contract, section 1 rule 2)", source=source,
                                      place=e.place(where + ".reference"))
                 continue  # outside references are ignored (§1 rule 2)
             if where in (f"{e.rtype}.subject", f"{e.rtype}.patient") and target is not patient \
                     and e.rtype not in ctx.table["context_resource_types"]:
                 raise InputError(f"{where} points to {target.rtype} {ref}, not to the Patient "
-                                 "(CONVENTIONS §1 rule 3)", source=source,
+                                 "(input contract, section 1 rule 3)", source=source,
                                  place=e.place(where + ".reference"))
     return patient, index[0], refs
 

@@ -8,7 +8,7 @@ with the earliest and with the latest completion of every partial date; a criter
 status agrees is decided, one whose status differs is `missing` with a message naming the date
 that needs a day. A partial birthDate only moves the age.
 
-Ontology terms used (proposed for ontology/fhir-provenance.ttl): nr:PartialDate,
+Ontology terms used (declared in ontology/case.ttl): nr:PartialDate,
 nr:hasPartialDate, nr:onFact, nr:onProperty, nr:earliestDate, nr:latestDate.
 """
 

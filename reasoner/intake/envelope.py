@@ -138,7 +138,7 @@ def flatten(data: Any, source: str, ctx: Any = None) -> Flattened:
                              place=f"entry {i} ({e.get('fullUrl')}) Bundle.entry[{i}].resource")
         url = entry_url(e["resource"], e.get("fullUrl"))
         if not url:
-            raise InputError("entry has neither fullUrl nor resource id (CONVENTIONS §1 rule 2)",
+            raise InputError("entry has neither fullUrl nor resource id (input contract, section 1 rule 2)",
                              source=source, place=f"entry {i} Bundle.entry[{i}].fullUrl")
         entries.append(Entry(i, url, e["resource"], f"entry[{i}]"))
     bundle_id = data.get("id") or (data.get("identifier") or {}).get("value")

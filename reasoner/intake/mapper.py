@@ -66,10 +66,10 @@ def _count_problem(rule: dict, resource: dict) -> str | None:
             continue  # e.g. an encounter diagnosis without clinicalStatus (R4 con-3 allows it)
         if "in" in cond and not any(v in cond["in"] for v in values):
             return (f"{resource['resourceType']}.{cond['element']} is {shown}; counts only when "
-                    f"{' or '.join(cond['in'])} (CONVENTIONS §1 rule 6)")
+                    f"{' or '.join(cond['in'])} (input contract, section 1 rule 6)")
         if "not_in" in cond and any(v in cond["not_in"] for v in values):
             return (f"{resource['resourceType']}.{cond['element']} is {shown}; does not count "
-                    f"when {' or '.join(cond['not_in'])} (CONVENTIONS §1 rule 6)")
+                    f"when {' or '.join(cond['not_in'])} (input contract, section 1 rule 6)")
     return None
 
 
@@ -126,7 +126,7 @@ class _Mapper:
                 if rule is None:
                     if candidates:
                         reason = (f"{e.rtype} with {describe(self.ctx, e.resource, code_element(candidates))}"
-                                  ": code not in the conventions (CONVENTIONS §4)")
+                                  ": code not in the conventions (input contract, section 4)")
                     else:
                         reason = f"resource type {e.rtype} is not used by the conventions"
                     p = Plan(e, None, "unrecognised", iri, reason)
@@ -301,7 +301,7 @@ class _Mapper:
                         coded = [v for v, _ in select(value, m.get("recognise_element", ""), "")]
                         if codings(coded) and not matches(self.ctx, coded, m["recognised"]):
                             self.unrecognised(child, e, where, describe(self.ctx, value, m.get("recognise_element", "")),
-                                              f"{m['label']} code not in the conventions (CONVENTIONS §4); "
+                                              f"{m['label']} code not in the conventions (input contract, section 4); "
                                               "kept as given")
                 else:
                     raise ValueError(f"fhir-mapping.json: unknown 'as' {kind!r}")
@@ -336,7 +336,7 @@ class _Mapper:
                     str(r["authoredOn"]))
         if e is self.index:
             raise InputError("no requested date: neither occurrence[x] nor authoredOn "
-                             "(CONVENTIONS §3)", source=self.source,
+                             "(input contract, section 3)", source=self.source,
                              place=e.place(f"{t}.occurrenceDateTime"))
         return None, None, None, None
 
@@ -350,7 +350,7 @@ class _Mapper:
             shown = quantity.get("unit") or quantity.get("code") or "no unit"
             self.unrecognised(URIRef(f"{self.plans[e.full_url].iri}-quantity"), e, where,
                               f"{quantity.get('value')} {shown}",
-                              "quantity is not a level count (unit level, CONVENTIONS §4.2); "
+                              "quantity is not a level count (unit level, input contract, section 4.2); "
                               "the level count is absent")
             return
         num = number(quantity.get("value"))
@@ -369,7 +369,7 @@ class _Mapper:
         factor = self.ctx.days.get(str(unit))
         if factor is None:
             self.unrecognised(URIRef(f"{self.plans[e.full_url].iri}-duration"), e, where,
-                              f"{value} {unit}", "duration unit not d, wk, mo or a (CONVENTIONS §3)")
+                              f"{value} {unit}", "duration unit not d, wk, mo or a (input contract, section 3)")
             return None
         return value * factor
 
