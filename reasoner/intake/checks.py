@@ -123,6 +123,14 @@ def check_envelope(flat: Flattened, ctx: Context, source: str) -> tuple[Entry, E
         if rid:
             refs.setdefault(f"{e.rtype}/{rid}", e)
     index = [choose_index(ctx, flat.entries, source)]
+    if not is_index(ctx, index[0].resource) and not any(
+            ctx.concept(c.get("system"), c.get("code"))
+            for c in codings(index[0].resource.get("code"))):
+        # Packs cover concepts of the code systems the knowledge graph holds; a service coded
+        # only in another system (an X12 service type, a local code) is covered by none.
+        raise InputError(f"no policy covers the requested service ({_codes(ctx, index[0].resource)}"
+                         "): its code system is not one the loaded policies use", source=source,
+                         place=index[0].place("ServiceRequest.code"))
     patients = [e for e in flat.entries if e.rtype == "Patient"]
     if not patients:
         if not is_index(ctx, index[0].resource):
