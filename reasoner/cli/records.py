@@ -99,9 +99,14 @@ def batch(cases, policy_id, policy_version, store_location, workers, progress, v
               help="Size of a request body.")
 @click.option("--max-connections", default=64, show_default=True, type=click.IntRange(1),
               help="Open connections and requests at once; beyond it the server answers 503.")
+@click.option("--idle-timeout", default=10.0, show_default=True, metavar="SECONDS",
+              type=click.FloatRange(0.5, 600),
+              help="Close a connection that sends no complete request head (or no body) in "
+                   "this time; idle keep-alive connections close after half of it.")
 @guarded
 def serve(store_location, host, port, write_token, allow_hosts, allow_services, query_timeout,
-          max_rows, max_result_mb, query_memory_mb, query_workers, max_body_mb, max_connections):
+          max_rows, max_result_mb, query_memory_mb, query_workers, max_body_mb, max_connections,
+          idle_timeout):
     """Serve the store: SPARQL 1.1 Protocol endpoint at /sparql, a query page at /, and a
     page per determination at /determination?iri=... (limits and promises: docs/security.md)"""
     import threading
@@ -119,11 +124,13 @@ def serve(store_location, host, port, write_token, allow_hosts, allow_services, 
                     max_bytes=max_result_mb * 1024 ** 2, memory=query_memory_mb * 1024 ** 2,
                     workers=query_workers, allow_service=tuple(allow_services))
     settings = Settings(hosts=LOOPBACK_HOSTS + tuple(h.lower() for h in allow_hosts),
-                        limits=limits, max_body=max_body_mb * 1024 ** 2)
+                        limits=limits, max_body=max_body_mb * 1024 ** 2,
+                        body_timeout=idle_timeout)
     store = EmbeddedStore(store_location)
     try:
         server = make_server(store, host=host, port=port, write_token=write_token,
-                             settings=settings, max_connections=max_connections)
+                             settings=settings, max_connections=max_connections,
+                             header_timeout=idle_timeout, keep_alive=idle_timeout / 2)
     except OSError as exc:
         store.close()
         raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
