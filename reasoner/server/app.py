@@ -288,15 +288,20 @@ def make_app(store, settings: Settings | None = None) -> Starlette:
             return error(400, "give ?iri=<determination IRI>")
         wait = settings.page_timeout
         try:
-            with anyio.fail_after(wait + 5):
-                context = await anyio.to_thread.run_sync(
-                    pages.determination_context, store, iri, wait, abandon_on_cancel=True)
-        except TimeoutError:
-            return error(503, "the page took too long to render: try again later")
+            loaded = await anyio.to_thread.run_sync(pages.load, store, iri)
         except InputError as exc:
             return error(400, str(exc))
-        if context is None:
+        if loaded is None:
             return error(404, "no determination record with this IRI")
+        try:
+            with anyio.fail_after(wait):
+                d, letter, notes = await anyio.to_thread.run_sync(
+                    pages.rederive, loaded, wait / 2, abandon_on_cancel=True)
+        except TimeoutError:  # the thread finishes on its own; this page goes without
+            d, letter, notes = None, None, [
+                f"The letter is not shown: re-deriving it took longer than {wait:g} s; reload "
+                "this page later."]
+        context = await anyio.to_thread.run_sync(pages.context, loaded, d, letter, notes)
         return html("determination.html", **context)
 
     @contextlib.asynccontextmanager

@@ -3,9 +3,9 @@ templates in ``reasoner/web/templates/`` (Jinja2, autoescape on: every value is 
 
 A page re-derives the letter and trace from the case facts its record holds, with the current
 knowledge base. That is rdflib and pySHACL work, not thread-safe and sometimes slow, so it runs
-under one lock in a worker thread with a time limit (`render_determination`): past the limit, or
-while another page holds the lock, the page shows the stored verdicts and says why the letter is
-missing, so one slow record never stalls the other pages.
+under one lock in a worker thread with a time limit (see `reasoner.server.app`): past the limit,
+or while another page holds the lock, the page shows the stored verdicts and says why the letter
+is missing, so one slow record never stalls the other pages.
 """
 
 from __future__ import annotations
@@ -92,9 +92,8 @@ class PageMaker:
             except ReasonerError:
                 pass
 
-    def determination_context(self, store, iri: str, wait: float) -> dict | None:
-        """The page's data, or None when `iri` is not a stored determination record. Runs in a
-        worker thread; `wait` bounds how long it waits for the re-derivation lock."""
+    def load(self, store, iri: str):
+        """The stored record of `iri`, or None when `iri` is not a stored determination."""
         iri = safe_iri(iri)
         if not is_record(store, iri):
             return None
@@ -102,29 +101,43 @@ class PageMaker:
         det = URIRef(iri)
         stored = {str(record.value(n, NR.referenceId)): short(record.value(n, NR.verdict))
                   for n in record.objects(det, NR.hasCriterionResult)}
+        return record, det, stored
+
+    def rederive(self, loaded, wait: float):
+        """(Determination, letter, notes) re-derived under the lock; waits at most `wait`
+        seconds for the lock (another page, or the knowledge base loading, holds it)."""
+        record, det, stored = loaded
         outcome = outcome_name(record.value(det, NR.outcome))
-        notes, letter, d = [], None, None
-        if self.lock.acquire(timeout=wait):
-            try:
-                d, letter, changed = self._rederive(record, det)
-                if changed:
-                    notes.append(f"The knowledge base has changed since this decision ({changed} "
-                                 "file(s) differ from the hashes in the record): the letter and "
-                                 "trace below are re-derived with the current files.")
-                if d is not None and (d.outcome != outcome or {c.ref: c.status for c in d.criteria}
-                                      != {r: verdict_name(v) for r, v in stored.items()}):
-                    notes.append("Re-deriving with the current knowledge base gives a different "
-                                 f"result ({d.outcome}); the stored verdicts are shown in the table.")
-            except ReasonerError as exc:
-                notes.append(f"The letter cannot be re-derived: {exc}")
-            finally:
-                self.lock.release()
-        else:
-            notes.append("The letter is not shown: another page is being re-derived; reload "
-                         "this page in a moment.")
+        if not self.lock.acquire(timeout=wait):
+            return None, None, ["The letter is not shown: the server is busy re-deriving another "
+                                "page (or loading the knowledge base); reload this page in a "
+                                "moment."]
+        notes = []
+        try:
+            d, letter, changed = self._rederive(record, det)
+        except ReasonerError as exc:
+            return None, None, [f"The letter cannot be re-derived: {exc}"]
+        finally:
+            self.lock.release()
+        if changed:
+            notes.append(f"The knowledge base has changed since this decision ({changed} "
+                         "file(s) differ from the hashes in the record): the letter and "
+                         "trace below are re-derived with the current files.")
+        # stored verdicts are IRIs (nr:Met), fresh ones strings ('met'): compare as strings
+        if d is not None and (d.outcome != outcome or {c.ref: c.status for c in d.criteria}
+                              != {r: verdict_name(v) for r, v in stored.items()}):
+            notes.append("Re-deriving with the current knowledge base gives a different "
+                         f"result ({d.outcome}); the stored verdicts are shown in the table.")
+        return d, letter, notes
+
+    @staticmethod
+    def context(loaded, d, letter, notes) -> dict:
+        record, det, _ = loaded
+        iri = str(det)
         return {"title": str(record.value(det, RDFS.label) or iri), "iri": iri,
-                "outcome": outcome, "notes": notes, "letter": letter,
-                "trace": trace_rows(record, det, d), "hashes": hash_rows(record, det)}
+                "outcome": outcome_name(record.value(det, NR.outcome)), "notes": notes,
+                "letter": letter, "trace": trace_rows(record, det, d),
+                "hashes": hash_rows(record, det)}
 
     def _rederive(self, record, det):
         """The Determination and letter, re-derived from the case facts the record holds."""

@@ -8,9 +8,11 @@ from the store and never fetches them, but an IRI that is not a graph here is re
 same, so that the server never relies on the engine's choice. These are allowed only for the
 endpoints the operator names (`--allow-service URL`).
 
-The query is parsed with rdflib's SPARQL 1.1 grammar and its parse tree walked; a query rdflib
-cannot parse (e.g. SPARQL-star, which pyoxigraph accepts) falls back to a token scan that refuses
-the keywords SERVICE, LOAD, FROM and USING outside strings, IRIs and comments.
+First a token scan looks for the keywords SERVICE, LOAD, FROM and USING outside strings, IRIs
+and comments (most queries, and the records sent as updates, have none: done). When it finds one,
+the query is parsed with rdflib's SPARQL 1.1 grammar and its parse tree decides (so ``FROM`` of a
+stored graph passes); a query rdflib cannot parse (e.g. SPARQL-star, which pyoxigraph accepts) is
+refused on the scan's finding.
 """
 
 from __future__ import annotations
@@ -29,9 +31,13 @@ def check_query(text: str, allow: Iterable[str] = (),
     name a dataset graph that is not in the store, unless the IRI is in `allow`."""
     allowed = {a.rstrip("/") for a in allow}
     try:
-        tree = _parse(text)
-    except Exception:  # noqa: BLE001 - rdflib's grammar is narrower than pyoxigraph's
-        return _scan(text, allowed)
+        _scan(text, allowed)
+        return  # none of the keywords: nothing to parse (records sent as updates stay fast)
+    except QueryRefused as scanned:
+        try:
+            tree = _parse(text)
+        except Exception:  # noqa: BLE001 - rdflib's grammar is narrower than pyoxigraph's
+            raise scanned from None
     for name, node in _walk(tree):
         if name == "ServiceGraphPattern":
             _allowed_iri(node.get("term"), allowed, "SERVICE")
