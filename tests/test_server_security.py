@@ -218,8 +218,8 @@ def test_a_query_whose_client_leaves_is_stopped(hostile_store):
         assert ask_count(url) == 3
         with pytest.raises(httpx.TimeoutException):
             httpx.post(f"{url}/sparql", content="SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . "
-                       "?d ?e ?f . ?g ?h ?i }", headers={"Content-Type": "application/sparql-query"},
-                       timeout=1.5)
+                       "?d ?e ?f . ?g ?h ?i }", timeout=1.5,
+                       headers={"Content-Type": "application/sparql-query"})
         time.sleep(2)     # the server notices, kills the worker and warms a fresh one
         used = tree_cpu(proc.pid)
         time.sleep(3)
@@ -355,7 +355,8 @@ def test_cross_site_forms_and_links_are_refused(secure):
     assert r.status_code == 401
     # the page's own form posts (same origin) and plain clients (no Origin) are served
     for headers in ({"Origin": f"http://127.0.0.1:{port}", "Sec-Fetch-Site": "same-origin"}, {}):
-        assert httpx.post(f"{url}/sparql", data=form, headers=headers, timeout=30).status_code == 200
+        r = httpx.post(f"{url}/sparql", data=form, headers=headers, timeout=30)
+        assert r.status_code == 200
     # a link from another site opens the query page without running the query
     r = httpx.get(f"{url}/", params={"query": "ASK {}", "run": "1"},
                   headers={"Sec-Fetch-Site": "cross-site"}, timeout=30)
@@ -423,7 +424,8 @@ def test_knowledge_graph_is_not_a_determination_page(secure):
 def test_update_needs_the_token_in_the_header(secure):
     url, _, _ = secure
     before = ask_count(url)
-    update = "INSERT DATA { GRAPH <urn:x:s> { <urn:x:s> a <https://w3id.org/necessity/ontology#Determination> } }"
+    update = ("INSERT DATA { GRAPH <urn:x:s> { <urn:x:s> a "
+              "<https://w3id.org/necessity/ontology#Determination> } }")
     for headers in ({}, {"Authorization": "Bearer wrong"}):
         r = httpx.post(f"{url}/sparql", content=update, timeout=30,
                        headers={"Content-Type": "application/sparql-update", **headers})

@@ -95,6 +95,9 @@ def batch(cases, policy_id, policy_version, store_location, workers, progress, v
               envvar="REASONER_QUERY_MEMORY_MB", help="Resident memory of one query worker.")
 @click.option("--query-workers", default=2, show_default=True, type=click.IntRange(1, 64),
               help="Queries evaluated at once (one process each); others wait.")
+@click.option("--queue-timeout", default=30.0, show_default=True, metavar="SECONDS",
+              type=click.FloatRange(0.1, 3600),
+              help="How long a query waits for a free worker before the answer is 503.")
 @click.option("--max-body-mb", default=8, show_default=True, type=click.IntRange(1),
               help="Size of a request body.")
 @click.option("--max-connections", default=64, show_default=True, type=click.IntRange(1),
@@ -105,8 +108,8 @@ def batch(cases, policy_id, policy_version, store_location, workers, progress, v
                    "this time; idle keep-alive connections close after half of it.")
 @guarded
 def serve(store_location, host, port, write_token, allow_hosts, allow_services, query_timeout,
-          max_rows, max_result_mb, query_memory_mb, query_workers, max_body_mb, max_connections,
-          idle_timeout):
+          max_rows, max_result_mb, query_memory_mb, query_workers, queue_timeout, max_body_mb,
+          max_connections, idle_timeout):
     """Serve the store: SPARQL 1.1 Protocol endpoint at /sparql, a query page at /, and a
     page per determination at /determination?iri=... (limits and promises: docs/security.md)"""
     import threading
@@ -122,7 +125,8 @@ def serve(store_location, host, port, write_token, allow_hosts, allow_services, 
                          "endpoint)", source=store_location)
     limits = Limits(timeout=query_timeout, max_rows=max_rows,
                     max_bytes=max_result_mb * 1024 ** 2, memory=query_memory_mb * 1024 ** 2,
-                    workers=query_workers, allow_service=tuple(allow_services))
+                    workers=query_workers, queue_timeout=queue_timeout,
+                    allow_service=tuple(allow_services))
     settings = Settings(hosts=LOOPBACK_HOSTS + tuple(h.lower() for h in allow_hosts),
                         limits=limits, max_body=max_body_mb * 1024 ** 2,
                         body_timeout=idle_timeout)

@@ -242,7 +242,8 @@ def make_app(store, settings: Settings | None = None) -> Starlette:
     async def sparql_post(request: Request) -> Response:
         ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
         params = urllib.parse.parse_qs(request.url.query)
-        if ctype == "application/sparql-update" and settings.write_token and not authorized(request):
+        update = ctype == "application/sparql-update"
+        if update and settings.write_token and not authorized(request):
             return unauthorized()  # before reading a body nobody may send
         try:
             body = await read_body(request)

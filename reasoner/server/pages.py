@@ -65,7 +65,8 @@ def is_record(store, iri: str) -> bool:
     if iri == KB_GRAPH:
         return False
     rows = store.select_rows(
-        f"SELECT ?x WHERE {{ GRAPH <{iri}> {{ <{iri}> <{RDF_TYPE}> <{NR.Determination}> }} }} LIMIT 1")
+        f"SELECT ?x WHERE {{ GRAPH <{iri}> {{ <{iri}> <{RDF_TYPE}> <{NR.Determination}> }} }} "
+        "LIMIT 1")
     return bool(rows)
 
 

@@ -3,7 +3,7 @@
 Each query goes to an idle worker (`reasoner.server.worker`), which evaluates it on a read-only
 snapshot of the store and streams serialised results back. The parent:
 
-- answers 503 when every worker stays busy for the whole time limit;
+- queues a query while every worker is busy, and answers 503 after `queue_timeout`;
 - kills the worker when the query runs past the time limit, when the worker's resident memory
   passes the memory limit, or when the client disconnects; a fresh worker replaces it;
 - forwards the first chunk with a clean status (an error before it is an HTTP error with a
@@ -40,6 +40,7 @@ class Limits:
     max_bytes: int = 64 * 1024 ** 2  # serialised bytes per result
     memory: int = 1024 ** 3          # resident bytes per query worker
     workers: int = 2                 # queries evaluated at once
+    queue_timeout: float = 30.0      # seconds a query may wait for a free worker
     allow_service: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -112,13 +113,13 @@ class QueryRunner:
     async def start(self, query: str, accept: str | None, is_disconnected):
         """Dispatch `query`; returns (media type, async iterator of the body chunks).
         Raises `QueryError` for a refusal, a bad query or a limit met before the first chunk."""
-        deadline = time.monotonic() + self.limits.timeout
         if self._slots is None:
             self._slots = anyio.Semaphore(self.limits.workers)
-        with anyio.move_on_after(self.limits.timeout) as scope:
+        with anyio.move_on_after(self.limits.queue_timeout) as scope:
             await self._slots.acquire()
         if scope.cancelled_caught:
             raise QueryError(503, "the server is busy with other queries: try again later")
+        deadline = time.monotonic() + self.limits.timeout  # from dispatch, not from arrival
         w = self._idle.pop() if self._idle else _Worker(self._ctx, self.limits, self.prefixes)
         with self._lock:
             path = self._snapshot

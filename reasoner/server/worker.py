@@ -227,7 +227,8 @@ def _xml_term(term) -> str:
         return f"<bnode>{xml_escape(term.value)}</bnode>"
     if isinstance(term, ox.Literal):
         if term.language:
-            return f"<literal xml:lang={quoteattr(term.language)}>{xml_escape(term.value)}</literal>"
+            return (f"<literal xml:lang={quoteattr(term.language)}>"
+                    f"{xml_escape(term.value)}</literal>")
         if term.datatype.value != XSD_STRING:
             return (f"<literal datatype={quoteattr(term.datatype.value)}>"
                     f"{xml_escape(term.value)}</literal>")
