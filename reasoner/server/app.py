@@ -198,7 +198,7 @@ def make_app(store, settings: Settings | None = None) -> Starlette:
         ctype = media + ("; charset=utf-8" if media.startswith("text/") or "json" in media
                          or "xml" in media else "")
         return CutStreamingResponse(body, media_type=ctype,
-                                 headers={"Vary": "Accept", "Cache-Control": "no-store"})
+                                    headers={"Vary": "Accept", "Cache-Control": "no-store"})
 
     async def run_update(request: Request, text: str) -> Response:
         if settings.write_token is None:
@@ -206,7 +206,8 @@ def make_app(store, settings: Settings | None = None) -> Starlette:
         if not authorized(request):
             return unauthorized()
         try:
-            check_query(text, settings.limits.allow_service, graph_exists)
+            await anyio.to_thread.run_sync(check_query, text, settings.limits.allow_service,
+                                           graph_exists)
             async with update_lock:
                 await anyio.to_thread.run_sync(store.update, text)
                 await anyio.to_thread.run_sync(runner.refresh)
