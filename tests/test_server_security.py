@@ -480,3 +480,32 @@ def test_a_slow_page_does_not_stall_the_others(tmp_path, reasoner):
         server.shutdown()
         server.server_close()
         store.close()
+
+
+@pytest.mark.parametrize("query, refused", [
+    ("SELECT * WHERE { SERVICE <http://127.0.0.1:9/x> { ?s ?p ?o } }", True),
+    ("select * where { optional { service silent ?x { ?a ?b ?c } } }", True),
+    ("SELECT * FROM <http://169.254.169.254/latest> WHERE { ?s ?p ?o }", True),
+    ("SELECT * FROM NAMED <http://remote.example/g> WHERE { GRAPH ?g { ?s ?p ?o } }", True),
+    ("LOAD <http://remote.example/data.ttl>", True),
+    ("INSERT { ?s ?p ?o } USING <http://remote.example/g> WHERE { ?s ?p ?o }", True),
+    ("SELECT * WHERE { << ?a ?b ?c >> ?p ?o . SERVICE <http://x.example/> { } }", True),
+    ("SELECT * WHERE { SERVICE <http://allowed.example/sparql> { ?s ?p ?o } }", False),
+    ("SELECT * FROM <urn:stored> WHERE { ?s ?p ?o }", False),
+    ("SELECT * WHERE { ?s ?p 'SERVICE <http://x.example/>' } # SERVICE <http://x.example/>", False),
+    ("PREFIX service: <urn:s:> SELECT * WHERE { ?s service:from ?o }", False),
+    ("INSERT DATA { GRAPH <urn:g> { <urn:a> <urn:b> \"LOAD <http://x.example/> FROM\" } }", False),
+])
+def test_what_a_query_may_reach(query, refused):
+    """Only the store, or the endpoints the operator allows: checked on the parse tree, with a
+    token scan for what rdflib's grammar does not cover (SPARQL-star)."""
+    from reasoner.server.sparqlcheck import QueryRefused, check_query
+
+    def check():
+        check_query(query, ["http://allowed.example/sparql"], lambda iri: iri == "urn:stored")
+
+    if refused:
+        with pytest.raises(QueryRefused):
+            check()
+    else:
+        check()
