@@ -72,30 +72,81 @@ def batch(cases, policy_id, policy_version, store_location, workers, progress, v
 @click.command(epilog=EXIT_CODES_HELP)
 @click.option("--store", "store_location", required=True, metavar="PATH",
               help="Decision store folder (embedded pyoxigraph; created if absent).")
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind. Beyond loopback, put a TLS reverse proxy in front.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--write-token", default=None, metavar="TOKEN", envvar="REASONER_WRITE_TOKEN",
               help="Accept SPARQL updates that send `Authorization: Bearer TOKEN` "
                    "(env REASONER_WRITE_TOKEN). Without it the endpoint is read-only.")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="A Host header name to accept besides localhost, 127.0.0.1, [::1] and the "
+                   "bound address (repeatable; DNS-rebinding protection).")
+@click.option("--allow-service", "allow_services", multiple=True, metavar="URL",
+              help="A SPARQL endpoint that SERVICE (or FROM / LOAD) may name (repeatable). "
+                   "By default queries reach nothing but this store.")
+@click.option("--query-timeout", default=10.0, show_default=True, metavar="SECONDS",
+              type=click.FloatRange(0.1, 3600), envvar="REASONER_QUERY_TIMEOUT",
+              help="Time limit of one query, to its last byte.")
+@click.option("--max-rows", default=10_000, show_default=True, type=click.IntRange(1),
+              envvar="REASONER_MAX_ROWS", help="Rows (or triples) in one result.")
+@click.option("--max-result-mb", default=64, show_default=True, type=click.IntRange(1),
+              envvar="REASONER_MAX_RESULT_MB", help="Size of one serialised result.")
+@click.option("--query-memory-mb", default=1024, show_default=True, type=click.IntRange(64),
+              envvar="REASONER_QUERY_MEMORY_MB", help="Resident memory of one query worker.")
+@click.option("--query-workers", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="Queries evaluated at once (one process each); others wait.")
+@click.option("--queue-timeout", default=30.0, show_default=True, metavar="SECONDS",
+              type=click.FloatRange(0.1, 3600),
+              help="How long a query waits for a free worker before the answer is 503.")
+@click.option("--max-body-mb", default=8, show_default=True, type=click.IntRange(1),
+              help="Size of a request body.")
+@click.option("--max-connections", default=64, show_default=True, type=click.IntRange(1),
+              help="Open connections and requests at once; beyond it the server answers 503.")
+@click.option("--idle-timeout", default=10.0, show_default=True, metavar="SECONDS",
+              type=click.FloatRange(0.5, 600),
+              help="Close a connection that sends no complete request head (or no body) in "
+                   "this time; idle keep-alive connections close after half of it.")
 @guarded
-def serve(store_location, host, port, write_token):
+def serve(store_location, host, port, write_token, allow_hosts, allow_services, query_timeout,
+          max_rows, max_result_mb, query_memory_mb, query_workers, queue_timeout, max_body_mb,
+          max_connections, idle_timeout):
     """Serve the store: SPARQL 1.1 Protocol endpoint at /sparql, a query page at /, and a
-    page per determination at /determination?iri=..."""
+    page per determination at /determination?iri=... (limits and promises: docs/security.md)"""
+    import threading
+
     from ..errors import InputError
-    from ..server import make_server
+    from ..server import is_loopback, make_server
+    from ..server.app import LOOPBACK_HOSTS, Settings
+    from ..server.queries import Limits
     from ..store import EmbeddedStore
 
     if store_location.startswith(("http://", "https://")):
         raise InputError("serve needs a store folder, not a URL (the URL is already an "
                          "endpoint)", source=store_location)
+    limits = Limits(timeout=query_timeout, max_rows=max_rows,
+                    max_bytes=max_result_mb * 1024 ** 2, memory=query_memory_mb * 1024 ** 2,
+                    workers=query_workers, queue_timeout=queue_timeout,
+                    allow_service=tuple(allow_services))
+    settings = Settings(hosts=LOOPBACK_HOSTS + tuple(h.lower() for h in allow_hosts),
+                        limits=limits, max_body=max_body_mb * 1024 ** 2,
+                        body_timeout=idle_timeout)
     store = EmbeddedStore(store_location)
     try:
-        server = make_server(store, host=host, port=port, write_token=write_token)
+        server = make_server(store, host=host, port=port, write_token=write_token,
+                             settings=settings, max_connections=max_connections,
+                             header_timeout=idle_timeout, keep_alive=idle_timeout / 2)
     except OSError as exc:
+        store.close()
         raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     bound_host, bound_port = server.server_address[:2]
+    if not is_loopback(host):
+        click.echo(f"warning: listening on {host}, beyond this machine's loopback: anyone who "
+                   "can reach it can read every record. Put a TLS reverse proxy with "
+                   "authentication in front of it (docs/security.md).", err=True)
     mode = "read-write with token" if write_token else "read-only"
-    click.echo(f"serving {store_location} ({mode}) at http://{bound_host}:{bound_port}/ "
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    threading.Thread(target=server.app.state.pages.warm, daemon=True).start()
+    click.echo(f"serving {store_location} ({mode}) at http://{shown}:{bound_port}/ "
                f"(SPARQL endpoint /sparql); Ctrl-C stops", err=True)
     sys.stderr.flush()
     try:
