@@ -182,7 +182,17 @@ class DecisionStore:
     def put(self, graph_iri: str, record) -> None:
         """Store a record (an rdflib Graph or N-Triples text) as the named graph `graph_iri`."""
         text = record if isinstance(record, str) else record_ntriples(record)
-        self.put_ntriples(safe_iri(graph_iri), text)
+        self._write(safe_iri(graph_iri), text)
+
+    def _write(self, graph_iri: str, ntriples: str) -> None:
+        """`put_ntriples`, with a store that cannot write (a full disk: ENOSPC, a read-only
+        folder) reported as one line, exit 2; the write is one transaction, so nothing of the
+        record is stored."""
+        try:
+            self.put_ntriples(graph_iri, ntriples)
+        except OSError as exc:
+            raise InputError(f"cannot write to the store: {exc.strerror or _one_line(exc)}",
+                             source=_short(self.location)) from None
 
     def records(self) -> list[str]:
         """The determination IRIs of every stored record."""
@@ -215,7 +225,7 @@ class DecisionStore:
             return False
         nt = kb_ntriples(files)
         nt += f"<{KB_GRAPH}> <{NR.contentHash}> \"{digest}\" .\n"
-        self.put_ntriples(KB_GRAPH, nt)
+        self._write(KB_GRAPH, nt)
         return True
 
     def __enter__(self):

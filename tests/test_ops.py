@@ -297,3 +297,67 @@ def test_no_secret_of_a_store_url_is_printed(tmp_path):
         assert "127.0.0.1" in printed  # the endpoint is named ...
         assert not any(s in printed for s in SECRETS), printed  # ... its secrets are not
     assert "0 record(s) stored whole; 2 case(s) not stored:" in runs[2].stdout
+
+
+def test_determine_into_a_full_store_is_one_line_exit_2(tmp_path, monkeypatch):
+    def full(self, graph_iri, ntriples):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(EmbeddedStore, "put_ntriples", full)
+    result = run("determine", SEED, "--policy", POLICY, "--store", tmp_path / "s")
+    assert result.exit_code == 2
+    assert one_line_error(result.stderr) and "No space left on device" in result.stderr
+
+
+# ---------------------------------------------------------------------- the whole corpus
+
+def _repeated_observations(folder: Path, copies: int = 500) -> None:
+    """A FHIR bundle from the corpus with one Observation repeated `copies` times (issue 12:
+    the rules' cost grew about quadratically with such a case)."""
+    import copy
+    import json
+
+    source = sorted(CASES.glob("fhir-*/bundle.json"))[0]
+    bundle = json.loads(source.read_text())
+    obs = next(e for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation")
+    for i in range(copies):
+        entry = copy.deepcopy(obs)
+        entry["resource"]["id"] = f"repeated-{i}"
+        entry["fullUrl"] = f"urn:uuid:00000000-0000-4000-8000-{i:012d}"
+        bundle["entry"].insert(-1, entry)
+    folder.mkdir()
+    (folder / "bundle.json").write_text(json.dumps(bundle))
+
+
+def test_batch_over_the_corpus_and_hostile_cases_names_each_failure_and_stores_the_rest(tmp_path):
+    """Issue 12, "Done when": the repo's cases plus hostile ones; each failing case is named,
+    every other record is whole."""
+    from reasoner.case import collect_cases
+
+    hostile = tmp_path / "hostile"
+    hostile.mkdir()
+    bad = hostile / "bad-turtle"
+    bad.mkdir()
+    (bad / "case.ttl").write_text("@prefix nr: <https://w3id.org/necessity/ontology#> .\nnot turtle\n")
+    deep = hostile / "deep-json"
+    deep.mkdir()
+    (deep / "bundle.json").write_text("[" * 100_000 + "]" * 100_000)
+    big = hostile / "repeated-observations"
+    _repeated_observations(big)
+    store_dir = tmp_path / "s"
+    result = cli("batch", CASES, hostile, "--policy", POLICY, "--store", store_dir,
+                 "--workers", "2", "--case-timeout", 15, "--no-progress", timeout=900)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    repo_cases = collect_cases([CASES])
+    lines = result.stdout.splitlines()
+    failed = [line.strip() for line in lines if line.startswith("  ")]
+    assert any(str(bad) in f for f in failed) and any(str(deep) in f for f in failed), failed
+    assert not any(str(CASES) in f for f in failed), failed  # the repo's cases all decide
+    assert len(failed) in (2, 3)  # the repeated Observations: over the limit or refused
+    total = len(repo_cases) + 3
+    assert lines[0].startswith(f"{total - len(failed)} of {total} cases decided and stored")
+    with EmbeddedStore(str(store_dir), create=False) as store:
+        stored = store.records()
+        assert len(stored) == total - len(failed)
+        _assert_whole(store, stored)
