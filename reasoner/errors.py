@@ -53,7 +53,7 @@ _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/?#@\s
 _SECRET_PARAM = re.compile(
     r"(?P<name>(?:^|[?#&;\s])[A-Za-z0-9_.-]*"
     r"(?:token|password|passwd|pwd|secret|key|auth|credential|signature|sig)[A-Za-z0-9_.-]*=)"
-    r"(?P<value>[^&#;\s\"'<>]+)", re.IGNORECASE)
+    r"(?P<value>(?:[^&#;:\s\"'<>]|:(?!\s|$))+)", re.IGNORECASE)
 _AUTH_HEADER = re.compile(r"\b(?P<kind>Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 REDACTED = "***"
 
