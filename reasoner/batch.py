@@ -175,16 +175,22 @@ def _decide_in_parent(func, item: str, limit: float | None) -> CaseResult:
             threading.current_thread() is not threading.main_thread():
         return func(item)
 
+    armed = [True]
+
     def expire(signum, frame):
-        raise _CaseTimeout()
+        if armed[0]:  # not once the case has returned
+            raise _CaseTimeout()
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, limit)
     try:
-        return func(item)
+        result = func(item)
+        armed[0] = False
+        return result
     except _CaseTimeout:
         return _timed_out(item, limit)
     finally:
+        armed[0] = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
