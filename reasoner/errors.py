@@ -50,10 +50,12 @@ class KnowledgeError(ReasonerError):
 # A URL's user information (RFC 3986 section 3.2.1: "user:password@"; a lone "token@" is as
 # secret) and any query or fragment parameter whose name says it holds a credential.
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/?#@\s<>\"']*)@")
-_SECRET_PARAM = re.compile(
-    r"(?P<name>(?:^|[?#&;\s])[A-Za-z0-9_.-]*"
-    r"(?:token|password|passwd|pwd|secret|key|auth|credential|signature|sig)[A-Za-z0-9_.-]*=)"
-    r"(?P<value>(?:[^&#;:\s\"'<>]|:(?!\s|$))+)", re.IGNORECASE)
+_PARAM = re.compile(r"(?P<name>(?:^|[?#&;\s])(?P<key>[A-Za-z0-9_.-]+)=)"
+                    r"(?P<value>(?:[^&#;:\s\"'<>]|:(?!\s|$))+)")
+#: parameter names (lower case, without "_", "-", ".") that hold a credential
+_SECRET_NAMES = {"token", "password", "passwd", "pwd", "secret", "key", "apikey", "auth",
+                 "sig", "signature", "credential", "credentials", "sessionid"}
+_SECRET_ENDINGS = ("token", "secret", "password", "passwd", "apikey")
 _AUTH_HEADER = re.compile(r"\b(?P<kind>Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 REDACTED = "***"
 
@@ -73,5 +75,15 @@ def redact(text: str) -> str:
         return f"{m.group('scheme')}{user + ':' if user else ''}{REDACTED}@"
 
     text = _USERINFO.sub(userinfo, str(text))
-    text = _SECRET_PARAM.sub(lambda m: m.group("name") + REDACTED, text)
+    text = _PARAM.sub(lambda m: m.group("name") + REDACTED if _secret_name(m.group("key"))
+                      else m.group(0), text)
     return _AUTH_HEADER.sub(lambda m: f"{m.group('kind')} {REDACTED}", text)
+
+
+def _secret_name(name: str) -> bool:
+    """Whether a query or fragment parameter `name` holds a credential (token, access_token,
+    api-key, client_secret, password, sig, ...); `gsp`, `update`, `graph` do not."""
+    lowered = name.lower()
+    plain = re.sub(r"[_.-]", "", lowered)
+    return (plain in _SECRET_NAMES or plain.endswith(_SECRET_ENDINGS)
+            or lowered.endswith(("_key", "-key", ".key")))
