@@ -269,10 +269,11 @@ def _run_workers(items, func, handle, summary, workers, initargs, limit) -> None
                     except (EOFError, OSError):
                         result = None
                     if result is None:  # the worker died with the case
+                        w.kill()  # reaps it
                         code = w.proc.exitcode
-                        w.kill()
+                        how = f"signal {-code}" if code and code < 0 else f"exit code {code}"
                         result = CaseResult(w.item, error=f"{w.item}: the worker deciding it "
-                                                          f"died (exit code {code}); no record")
+                                                          f"died ({how}); no record written")
                         pool[i] = _Worker(ctx, func, initargs)
                     else:
                         w.item = w.deadline = None

@@ -113,6 +113,24 @@ def test_a_case_over_the_time_limit_fails_alone_and_its_worker_is_replaced(tmp_p
         assert pid == os.getpid()
 
 
+def _die_or_decide(path: str):
+    """The batch's worker function, except that a case named die-* kills its own process."""
+    if Path(path).name.startswith("die-"):
+        os.kill(os.getpid(), 9)
+    return decide_one(path)
+
+
+def test_a_worker_that_dies_fails_its_case_alone_and_is_replaced(tmp_path):
+    dying = _hanging_case(tmp_path, "die-case")
+    with EmbeddedStore(str(tmp_path / "store")) as store:
+        summary = run_batch([GOOD[0], dying, *GOOD[1:]], POLICY, store, workers=1, root=ROOT,
+                            decide=_die_or_decide)
+        assert summary.written == len(GOOD)
+        assert len(summary.errors) == 1 and str(dying) in summary.errors[0]
+        assert "worker deciding it died (signal 9)" in summary.errors[0]
+        _assert_whole(store, store.records())
+
+
 def test_cli_batch_names_the_timed_out_case_and_exits_2(tmp_path, monkeypatch):
     monkeypatch.setattr(batch_module, "decide_one", _hang_or_decide)
     hang = _hanging_case(tmp_path)
