@@ -21,7 +21,8 @@ EXIT_CODES_HELP = """\b
 Exit codes:
   0  ran; positive result (approved/pended/denied printed, conforms, clean)
   1  negative result where the command asks for it (validate: does not conform)
-  2  bad input: missing or malformed file, FHIR, query, unknown policy or version
+  2  bad input: missing or malformed file, FHIR, query, unknown policy or version,
+     unusable path or store folder, refused SERVICE; batch: a case failed
   3  bad knowledge base: ontology, knowledge or policy pack does not load
   4  internal error
 """
