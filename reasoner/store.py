@@ -23,7 +23,6 @@ graph (`use_default_graph_as_union` here; the server's union-default-graph setti
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import json
@@ -33,7 +32,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from .errors import InputError, KnowledgeError
+from .endpoints import endpoints, negotiate, with_param
+from .errors import InputError, KnowledgeError, redact
 from .vocab import NR, PREFIXES
 
 KB_GRAPH = "https://w3id.org/necessity/kb"
@@ -182,7 +182,17 @@ class DecisionStore:
     def put(self, graph_iri: str, record) -> None:
         """Store a record (an rdflib Graph or N-Triples text) as the named graph `graph_iri`."""
         text = record if isinstance(record, str) else record_ntriples(record)
-        self.put_ntriples(safe_iri(graph_iri), text)
+        self._write(safe_iri(graph_iri), text)
+
+    def _write(self, graph_iri: str, ntriples: str) -> None:
+        """`put_ntriples`, with a store that cannot write (a full disk: ENOSPC, a read-only
+        folder) reported as one line, exit 2; the write is one transaction, so nothing of the
+        record is stored."""
+        try:
+            self.put_ntriples(graph_iri, ntriples)
+        except OSError as exc:
+            raise InputError(f"cannot write to the store: {exc.strerror or _one_line(exc)}",
+                             source=_short(self.location)) from None
 
     def records(self) -> list[str]:
         """The determination IRIs of every stored record."""
@@ -215,7 +225,7 @@ class DecisionStore:
             return False
         nt = kb_ntriples(files)
         nt += f"<{KB_GRAPH}> <{NR.contentHash}> \"{digest}\" .\n"
-        self.put_ntriples(KB_GRAPH, nt)
+        self._write(KB_GRAPH, nt)
         return True
 
     def __enter__(self):
@@ -226,17 +236,34 @@ class DecisionStore:
 
 
 class EmbeddedStore(DecisionStore):
-    """An on-disk pyoxigraph Store in the folder `path` (created if absent)."""
+    """An on-disk pyoxigraph Store in the folder `path`.
+
+    The folder must be a store already (`is_store_folder`) or, with `create`, absent or empty:
+    an existing folder holding other files (``--store docs``) is refused before anything is
+    written into it (docs/store.md, "The store folder")."""
 
     def __init__(self, path: str, create: bool = True):
         import pyoxigraph as ox
 
         self.location = str(path)
+        self.store = None
         target = Path(path)
-        if target.exists() and not target.is_dir():
-            raise InputError("not a store folder (a file is in the way)", source=self.location)
-        if not target.exists() and not create:
-            raise InputError("no store here", source=self.location)
+        try:
+            exists = target.exists()
+            if exists and not target.is_dir():
+                raise InputError("not a store folder (a file is in the way)", source=self.location)
+            if exists and not is_store_folder(target):
+                if any(target.iterdir()):
+                    raise InputError(
+                        "not a decision store: the folder exists and holds other files; give a "
+                        "store folder, an empty folder or a new path", source=self.location)
+                if not create:
+                    raise InputError("no store here (an empty folder)", source=self.location)
+            if not exists and not create:
+                raise InputError("no store here", source=self.location)
+        except OSError as exc:  # e.g. ENAMETOOLONG, EACCES: the path itself is unusable
+            raise InputError(f"unusable store path: {exc.strerror or exc}",
+                             source=_short(self.location)) from None
         try:
             self.store = ox.Store(self.location)
         except OSError as exc:
@@ -244,7 +271,9 @@ class EmbeddedStore(DecisionStore):
             if "lock" in text.lower():
                 text = ("the store is open in another process (e.g. `reasoner serve`): "
                         "stop it, or give the server's URL instead of the folder")
-            raise InputError(text[:300], source=self.location) from None
+            elif "too long" in text.lower():
+                text = "unusable store path: File name too long"
+            raise InputError(text[:300], source=_short(self.location)) from None
 
     def put_ntriples(self, graph_iri: str, ntriples: str) -> None:
         # One update = one transaction (pyoxigraph): the old graph goes and the new one comes
@@ -341,7 +370,7 @@ class RemoteStore(DecisionStore):
     ``#token=T`` as a Bearer token (e.g. for `reasoner serve --write-token`)."""
 
     def __init__(self, url: str, timeout: float = 120.0):
-        self.location = url
+        self.location = redact(url)  # what messages show: no password, no token
         self.timeout = timeout
         self.query_url, self.update_url, self.gsp_url, self.auth = endpoints(url)
 
@@ -367,7 +396,7 @@ class RemoteStore(DecisionStore):
         # Graph Store Protocol, one PUT: the server replaces the graph in one request.
         # N-Triples is a subset of Turtle; every GSP server accepts text/turtle.
         if self.gsp_url:
-            url = _with_param(self.gsp_url, "graph", graph_iri)
+            url = with_param(self.gsp_url, "graph", graph_iri)
             try:
                 self._request("PUT", url, ntriples.encode("utf-8"),
                               {"Content-Type": "text/turtle; charset=utf-8"}, source=self.location)
@@ -399,75 +428,15 @@ class RemoteStore(DecisionStore):
                       {"Content-Type": "application/sparql-update; charset=utf-8"}, source=source)
 
 
-def endpoints(url: str) -> tuple[str, str, str, str | None]:
-    """(query, update, graph store, Authorization header) for a store URL.
-
-    Layouts recognised when the fragment does not name them:
-    - ``.../query`` (Oxigraph, Fuseki ``/ds/query``): update ``.../update``, GSP ``.../store``
-      for Oxigraph or ``.../data`` for Fuseki (give ``#gsp=`` for Fuseki; see docs/store.md);
-    - ``.../sparql`` (Virtuoso, `reasoner serve`): update the same URL, GSP ``.../sparql-graph-crud``;
-    - ``.../repositories/<id>`` (GraphDB, RDF4J): update ``.../statements``, GSP
-      ``.../rdf-graphs/service``;
-    - a bare server URL (Oxigraph ``http://host:7878``): ``/query``, ``/update``, ``/store``.
-    """
-    parts = urllib.parse.urlsplit(url)
-    options = dict(urllib.parse.parse_qsl(parts.fragment))
-    auth = None
-    netloc = parts.netloc
-    if parts.username is not None:
-        user = urllib.parse.unquote(parts.username)
-        password = urllib.parse.unquote(parts.password or "")
-        auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-        netloc = netloc.rsplit("@", 1)[1]
-    if options.get("token"):
-        auth = "Bearer " + options["token"]
-    base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
-    path = parts.path.rstrip("/")
-    root = urllib.parse.urlunsplit((parts.scheme, netloc, "", "", ""))
-    if path.endswith("/query"):
-        stem = root + path[: -len("/query")]
-        query, update, gsp = base, stem + "/update", stem + "/store"
-    elif path.endswith("/sparql"):
-        stem = root + path[: -len("/sparql")]
-        query, update, gsp = base, base, stem + "/sparql-graph-crud"
-    elif "/repositories/" in path:
-        query, update, gsp = base, root + path + "/statements", root + path + "/rdf-graphs/service"
-    elif path == "":
-        query, update, gsp = root + "/query", root + "/update", root + "/store"
-    else:
-        query, update, gsp = base, base, base
-    return (options.get("query", query), options.get("update", update),
-            options.get("gsp", gsp), auth)
+def is_store_folder(folder: Path) -> bool:
+    """Whether `folder` holds a pyoxigraph store: RocksDB's ``CURRENT`` file and a
+    ``MANIFEST-*`` next to it (the files every RocksDB database has)."""
+    return (folder / "CURRENT").is_file() and any(folder.glob("MANIFEST-*"))
 
 
-def negotiate(accept: str | None, offered: list[str]) -> str:
-    """The offered media type the Accept header prefers (by q, then header order; `*/*` and
-    `type/*` take the first offered match)."""
-    if not accept:
-        return offered[0]
-    entries = []
-    for i, item in enumerate(accept.split(",")):
-        fields = [f.strip() for f in item.split(";")]
-        q = 1.0
-        for f in fields[1:]:
-            if f.startswith("q="):
-                try:
-                    q = float(f[2:])
-                except ValueError:
-                    q = 0.0
-        entries.append((-q, i, fields[0].lower()))
-    for neg_q, _, media in sorted(entries):
-        if neg_q == 0:
-            continue
-        for o in offered:
-            if media == o or media == "*/*" or (media.endswith("/*") and o.startswith(media[:-1])):
-                return o
-    return offered[0]
-
-
-def _with_param(url: str, key: str, value: str) -> str:
-    sep = "&" if urllib.parse.urlsplit(url).query else "?"
-    return f"{url}{sep}{key}={urllib.parse.quote(value, safe='')}"
+def _short(path: str, keep: int = 120) -> str:
+    """A path for a one-line message: an over-long one shortened in the middle."""
+    return path if len(path) <= keep else f"{path[:keep // 2]}...{path[-keep // 2:]}"
 
 
 def _one_line(exc) -> str:

@@ -21,15 +21,30 @@ EXIT_CODES_HELP = """\b
 Exit codes:
   0  ran; positive result (approved/pended/denied printed, conforms, clean)
   1  negative result where the command asks for it (validate: does not conform)
-  2  bad input: missing or malformed file, FHIR, query, unknown policy or version
+  2  bad input: missing or malformed file, FHIR, query, unknown policy or version,
+     unusable path or store folder, refused SERVICE; batch: a case failed
   3  bad knowledge base: ontology, knowledge or policy pack does not load
   4  internal error
 """
 
 
 def _fail(exc) -> None:
-    click.echo(f"error: {exc}", err=True)
+    from ..errors import redact
+
+    click.echo(f"error: {redact(str(exc))}", err=True)
     sys.exit(exc.exit_code)
+
+
+#: the arguments that name the input a command reads, in the order a message prefers them
+_INPUT_ARGUMENTS = ("case", "cases", "query", "paths")
+
+
+def _input_named(kwargs: dict) -> str | None:
+    for name in _INPUT_ARGUMENTS:
+        value = kwargs.get(name)
+        if value:
+            return value if isinstance(value, str) else " ".join(map(str, value))
+    return None
 
 
 def guarded(func):
@@ -48,27 +63,51 @@ def guarded(func):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except RecursionError:
+            # Input nested deeper than Python's recursion limit (a JSON or RDF structure
+            # thousands of levels deep): the input's fault, exit 2, not an internal error.
+            from ..errors import InputError
+
+            _fail(InputError("input nested too deeply to read (deeper than the recursion "
+                             "limit)", source=_input_named(kwargs)))
         except Exception as exc:  # pragma: no cover - the last resort
             if os.environ.get("REASONER_DEBUG"):
                 raise
-            click.echo(f"internal error: {type(exc).__name__}: {exc}", err=True)
+            from ..errors import redact
+
+            click.echo(redact(f"internal error: {type(exc).__name__}: {exc}"), err=True)
             sys.exit(EXIT_INTERNAL)
 
     return wrapper
 
 
 def write_output(text: str, output: str | None) -> None:
-    """Print, or write the file atomically (a temporary file renamed into place)."""
+    """Print, or write the file atomically (a temporary file renamed into place; its folder is
+    created if missing). A folder that cannot be created or written (read-only, a file in the
+    way, a path too long, a full disk) is bad input: exit 2 naming the path, and nothing of
+    the file is left behind."""
+    from ..errors import InputError
+
     if not output:
         click.echo(text, nl=False)
         return
     target = Path(output)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        if target.is_dir():
+            raise InputError("is a folder: give a file name for -o/--output", source=output)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise InputError(f"cannot write the output here: {exc.strerror or exc} "
+                         f"(folder {target.parent})", source=output) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise InputError(f"cannot write the output: {exc.strerror or exc}",
+                         source=output) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -18,10 +18,14 @@ from .common import EXIT_CODES_HELP, _reasoner, guarded
               show_default=True)
 @click.option("--store", "store_location", default=None, metavar="PATH_OR_URL",
               help="Query the decision store (folder or SPARQL endpoint URL) + knowledge graph.")
+@click.option("--allow-service", "allow_service", multiple=True, metavar="URL",
+              help="Let the query's SERVICE call this endpoint (repeatable). Without it a query "
+                   "with SERVICE is refused: no query contacts an endpoint you did not name.")
 @guarded
-def query(query, case, fmt, store_location):
+def query(query, case, fmt, store_location, allow_service):
     """Run SPARQL (a query string or a .rq file) over ontology + knowledge + packs (+ case),
     or with --store over the stored decision records + the knowledge graph."""
+    from ..endpoints import refuse_remote
     from ..errors import InputError
     from ..render.results import render_results
 
@@ -31,6 +35,7 @@ def query(query, case, fmt, store_location):
         if not path.exists():
             raise InputError("file not found", source=query)
         source, query = str(path), path.read_text(encoding="utf-8")
+    services = refuse_remote(query, allow_service, source)
     if store_location:
         if case:
             raise InputError("--case and --store do not combine: store a case with "
@@ -44,12 +49,32 @@ def query(query, case, fmt, store_location):
                 if "HTTP 40" not in str(exc):
                     raise
                 click.echo(f"warning: knowledge graph not updated in the store: {exc}", err=True)
-            click.echo(render_results(store.query(query, source=source), fmt), nl=False)
+            text = _federated(lambda: render_results(store.query(query, source=source), fmt),
+                              services, source)
+        click.echo(text, nl=False)
         return
     r = _reasoner()
     loaded = r.load_case(case) if case else None
     result = r.query(query, loaded, source=source)
-    click.echo(render_results(result, fmt), nl=False)
+    click.echo(_federated(lambda: render_results(result, fmt), services, source), nl=False)
+
+
+def _federated(run, services: list[str], source: str) -> str:
+    """`run()`; with SERVICE endpoints, a failing call (refused, unreachable, a bad answer)
+    becomes a one-line input error naming the endpoint(s), not a traceback."""
+    from ..errors import InputError, ReasonerError
+
+    if not services:
+        return run()
+    try:
+        return run()
+    except ReasonerError:
+        raise
+    except Exception as exc:  # urllib, rdflib or the parser of the endpoint's answer
+        reason = getattr(exc, "reason", None) or exc
+        names = ", ".join(f"<{s}>" for s in services)
+        raise InputError(f"SERVICE {names} failed: {' '.join(str(reason).split())[:200]}",
+                         source=source) from None
 
 
 @click.command(epilog=EXIT_CODES_HELP)

@@ -23,14 +23,20 @@ from .common import EXIT_CODES_HELP, guarded, policy_option, policy_version_opti
                    "every few seconds).")
 @click.option("--verbose", "-v", is_flag=True,
               help="One line per case on standard error once its record is stored.")
+@click.option("--case-timeout", "case_timeout", type=click.FloatRange(min=0), default=120.0,
+              show_default=True, metavar="SECONDS",
+              help="Time limit per case: a case over it fails alone (named in the summary), "
+                   "its worker is replaced, and the batch goes on. 0: no limit.")
 @guarded
-def batch(cases, policy_id, policy_version, store_location, workers, progress, verbose):
+def batch(cases, policy_id, policy_version, store_location, workers, progress, verbose,
+          case_timeout):
     """Decide every case in CASES (case files, case folders, or folders of case folders)
     under a policy and store each decision record in the store, one named graph per
-    determination. Deciding a case again replaces its record."""
+    determination. Deciding a case again replaces its record. Exit 2 if a case failed or the
+    store stopped taking records (the summary names them), 130 if interrupted."""
     from ..batch import run_batch
     from ..case import collect_cases
-    from ..errors import InputError
+    from ..errors import InputError, redact
     from ..store import open_store
 
     paths = collect_cases(cases)
@@ -40,7 +46,7 @@ def batch(cases, policy_id, policy_version, store_location, workers, progress, v
 
     def log(result):
         if result.error:
-            click.echo(f"failed {result.error}", err=True)
+            click.echo(f"failed {redact(result.error)}", err=True)
         else:
             click.echo(f"stored {result.iri} {result.outcome}", err=True)
         sys.stderr.flush()
@@ -50,7 +56,8 @@ def batch(cases, policy_id, policy_version, store_location, workers, progress, v
             with click.progressbar(length=len(paths), label="deciding", file=sys.stderr,
                                    show_pos=True, show_eta=True) as bar:
                 summary = run_batch(paths, policy_id, store, version=policy_version,
-                                    workers=workers, progress=lambda _r: bar.update(1))
+                                    workers=workers, progress=lambda _r: bar.update(1),
+                                    case_timeout=case_timeout)
         else:
             # not a terminal: a line every few seconds, or one line per case with --verbose
             lines, done = progress_lines("decided"), [0]
@@ -60,13 +67,13 @@ def batch(cases, policy_id, policy_version, store_location, workers, progress, v
                 lines(done[0], len(paths))
 
             summary = run_batch(paths, policy_id, store, version=policy_version,
-                                workers=workers,
+                                workers=workers, case_timeout=case_timeout,
                                 progress=log if verbose else tick if progress is None else None)
     for line in summary.lines():
         click.echo(line)
     if summary.interrupted:
         sys.exit(130)
-    if summary.errors:
+    if summary.errors or summary.store_error:
         sys.exit(2)
 
 @click.command(epilog=EXIT_CODES_HELP)
