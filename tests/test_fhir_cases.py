@@ -1,8 +1,8 @@
 """Every FHIR case (cases/*/bundle.json) gives its expected outcome and per-criterion verdicts;
 FHIR and Turtle forms of the same case give the same determination apart from provenance.
 
-Expected verdicts were worked out by hand from docs/fhir-contract.md §5 (tests/fhir_cases_build.py
-says why, case by case); they are never copied from the engine.
+Expected verdicts were worked out by hand from docs/fhir-contract.md §5 (the case specs in
+tests/fhir_cases/scenarios_*.py say why, case by case); they are never copied from the engine.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "cases"
 BUNDLES = sorted(CASES.glob("*/bundle.json"))
 PAIRS = [p for p in BUNDLES if (p.parent / "case.ttl").exists()]
-EXPECTED_COUNT = 62  # 58 cases of tests/fhir_cases_build.py + the 4 worked examples
+EXPECTED_COUNT = 62  # 58 cases of tests/fhir_cases/ + the 4 worked examples
 NEVER_DECIDED = {"ESI-LIM-9", "ESI-LIM-11", "ESI-PQ", "ESI-BG"}  # docs/fhir-contract.md §5.2: n/a or omitted
 
 # Disagreements between the hand-worked verdicts and the engine that were traced to the

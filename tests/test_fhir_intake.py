@@ -443,15 +443,13 @@ def _facts(g):
 
 @pytest.mark.parametrize("wrapper", ["cds", "pas"])
 def test_wrappers_flatten_to_the_collection_form(kb, wrapper):
-    import importlib.util
+    from .fhir_cases.common import base
+    from .fhir_cases.fhir import to_fhir
 
-    spec = importlib.util.spec_from_file_location("builder", ROOT / "tests" / "fhir_cases_build.py")
-    builder = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(builder)
-    s = builder.base()
-    plain = builder.to_fhir("wrap", s)
+    s = base()
+    plain = to_fhir("wrap", s)
     s["wrap"] = wrapper
-    wrapped = builder.to_fhir("wrap", s)
+    wrapped = to_fhir("wrap", s)
     g1 = fhir.map_bundle(plain, "wrap.json", kb=kb)
     g2 = fhir.map_bundle(wrapped, "wrap.json", kb=kb)
     assert (None, NR.intakeWrapper, Literal({"cds": "cds-hooks", "pas": "pas"}[wrapper])) in g2
