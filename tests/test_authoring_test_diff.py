@@ -232,8 +232,7 @@ def test_boundary_case_flips_on_six_weeks_of_conservative_care(reasoner, tmp_pat
     """docs/authoring.md, step 4: no case in cases/ has 28-41 days of failed conservative care,
     so the 4 -> 6 weeks change flips nothing there. A boundary case (35 days) shows the flip."""
     source = CASES / "same-day-facet-synovial-cyst" / "case.ttl"
-    if not source.exists():
-        pytest.skip("case same-day-facet-synovial-cyst not in the corpus")
+    assert source.exists(), f"{source} is part of the repo"
     text = source.read_text()
     assert text.count('nr:periodStart "2026-02-02"^^xsd:date') == 1
     assert text.count('nr:periodStart "2026-02-09"^^xsd:date') == 1
