@@ -19,3 +19,6 @@ def reasoner():
 
 def turtle_cases() -> list[Path]:
     return sorted(CASES.glob("*/case.ttl"))
+
+
+from .store_corpus import corpus  # noqa: E402,F401  (session fixture of the store tests)
