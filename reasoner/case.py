@@ -15,6 +15,7 @@ from rdflib import Graph, URIRef
 from rdflib.namespace import RDF
 
 from .errors import InputError
+from .guard import check_case_file, check_case_graph
 from .kb import parse_turtle
 from .vocab import CASE_BASE, NR
 
@@ -67,9 +68,11 @@ def load_case(path: str | Path, kb_graph: Graph | None = None) -> Case:
             if (path / name).exists():
                 return load_case(path / name, kb_graph)
         raise InputError("folder holds neither case.ttl nor bundle.json", source=str(path))
+    check_case_file(path)  # size limits before reading (reasoner/guard)
     if path.suffix.lower() == ".json":
         return _load_fhir(path, kb_graph)
     graph = parse_turtle(path, error=InputError)
+    check_case_graph(graph, str(path))
     return case_from_graph(graph, source=str(path), kind="turtle", default_id=_stem(path))
 
 
@@ -101,6 +104,7 @@ def _load_fhir(path: Path, kb_graph: Graph | None) -> Case:
     from .intake import fhir
 
     graph = fhir.map_bundle(data, str(path), kb=kb_graph)
+    check_case_graph(graph, str(path))
     return case_from_graph(graph, source=str(path), kind="fhir", default_id=_stem(path))
 
 
