@@ -70,7 +70,8 @@ def check_plausible(graph: Graph, source: str) -> None:
         for request in sorted(graph.objects(case, NR.indexRequest)):
             day = _date(graph.value(request, NR.requestedDate)) \
                 or _date(graph.value(request, NR.authoredOn))
-            patients = set(graph.objects(case, NR.patient)) | set(graph.objects(request, NR.subject))
+            patients = set(graph.objects(case, NR.patient))
+            patients |= set(graph.objects(request, NR.subject))
             for patient in sorted(patients):
                 born = _date(graph.value(patient, NR.birthDate))
                 if born and day and born > day:

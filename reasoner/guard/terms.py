@@ -68,7 +68,8 @@ class ReservedTerms:
         if predicate in self.inferred:
             return "a term the inference rules derive, which a case may not assert"
         if predicate in self.knowledge:
-            return "a knowledge term (value sets, code hierarchy, anatomy), which a case may not state"
+            return ("a knowledge term (value sets, code hierarchy, anatomy), which a case may "
+                    "not state")
         return None
 
 
