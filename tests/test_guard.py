@@ -140,6 +140,17 @@ def test_an_oversized_file_is_refused_before_reading(tmp_path):
     refused(path, "MAX_CASE_BYTES")
 
 
+def test_too_many_triples_is_refused_before_the_rules(reasoner, monkeypatch):
+    """MAX_TRIPLES applies to the parsed or mapped graph (Turtle and FHIR alike); shown with
+    the limit lowered below the seed's size, for both forms of the seed."""
+    from reasoner.errors import InputError
+
+    monkeypatch.setattr(limits, "MAX_TRIPLES", 50)
+    for path in (hostile.SEED, hostile.SEED_BUNDLE):
+        with pytest.raises(InputError, match="MAX_TRIPLES"):
+            reasoner.load_case(path)
+
+
 def test_a_huge_number_is_refused(tmp_path):
     path = hostile.replaced(tmp_path, "digits", "nr:levelQuantity 1 ;",
                             f"nr:levelQuantity {'9' * 1000} ;")
