@@ -17,6 +17,7 @@ from rdflib import Graph, URIRef
 from rdflib.namespace import RDF
 
 from .errors import InputError
+from .guard import check_case_file, check_case_graph
 from .kb import parse_turtle
 from .vocab import CASE_BASE, NR
 
@@ -70,9 +71,11 @@ def load_case(path: str | Path, kb_graph: Graph | None = None) -> Case:
             if (path / name).exists():
                 return load_case(path / name, kb_graph)
         raise InputError("folder holds neither case.ttl nor bundle.json", source=str(path))
+    check_case_file(path)  # size limits before reading (reasoner/guard)
     if path.suffix.lower() in FHIR_SUFFIXES:
         return _load_fhir(path, kb_graph)
     graph = parse_turtle(path, error=InputError)
+    check_case_graph(graph, str(path))
     return case_from_graph(graph, source=str(path), kind="turtle", default_id=_stem(path))
 
 
@@ -128,6 +131,7 @@ def _load_fhir(path: Path, kb_graph: Graph | None) -> Case:
             graph = fhir.map_bundle(data, str(path), kb=kb_graph)
     finally:
         rdflib_log.setLevel(level)
+    check_case_graph(graph, str(path))
     return case_from_graph(graph, source=str(path), kind="fhir", default_id=_stem(path))
 
 

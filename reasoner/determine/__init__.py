@@ -9,7 +9,8 @@ unmet, else pended if any is missing, else approved. A denial is only a recommen
 Start at `determiner.Determiner.determine`; each step is one module:
 
 1. `case_graph`: the per-case graph (case triples, type closure, the knowledge about the
-   concepts used, value sets, rule inferences kept apart);
+   concepts used, value sets, rule inferences kept apart), after `reasoner/guard` has checked
+   that the case states case facts only, within the size limits, with plausible values;
 2. pySHACL runs the pack's shapes over it (`reasoner/engines/shacl.py`);
 3. `verdicts`: SHACL results become condition hits of their criteria, the precedence above
    gives each criterion's verdict, the verdicts give the outcome and the information requests;

@@ -10,6 +10,7 @@ from rdflib.namespace import RDF
 from ..case import Case
 from ..engines.shacl import PreparedQueryGraph
 from ..errors import KnowledgeError
+from ..guard import check_case
 from ..kb import KnowledgeBase
 from ..vocab import CODE_BASE
 
@@ -23,7 +24,11 @@ class CaseGraph:
 
 
 def build_case_graph(kb: KnowledgeBase, case: Case) -> CaseGraph:
-    """Case triples + type closure + knowledge about the concepts used + rule inferences."""
+    """Case triples + type closure + knowledge about the concepts used + rule inferences.
+
+    The case is checked first (`reasoner/guard`): it states case facts only, within the size
+    limits, with plausible values; so every triple the rules add is one they derived."""
+    check_case(kb, case)
     data = PreparedQueryGraph()
     for triple in case.graph:
         data.add(triple)

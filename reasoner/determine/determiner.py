@@ -11,6 +11,7 @@ from rdflib.namespace import RDFS
 
 from ..case import Case
 from ..engines.shacl import ShapesReport, ShapesRunner
+from ..guard import check_case
 from ..kb import KnowledgeBase, PolicyPack, PolicyVersion, as_date
 from ..model import (
     Citation,
@@ -44,6 +45,7 @@ class Determiner:
         """Decide `case` under the pack `policy_id`: the version named, else the one in force
         on the service date, else the current one; the determination says which and why."""
         pack = self.kb.pack(policy_id)
+        check_case(self.kb, case)  # before the request date is read (reasoner/guard)
         requested = as_date(case.graph.value(case.request, NR.requestedDate))
         policy_version, why = pack.select_version(version, on=requested)
         case_graph, report = self.validate(case, pack)  # steps 1 and 2
