@@ -23,12 +23,14 @@ class CaseGraph:
     inferred: Graph
 
 
-def build_case_graph(kb: KnowledgeBase, case: Case) -> CaseGraph:
+def build_case_graph(kb: KnowledgeBase, case: Case, checked: bool = False) -> CaseGraph:
     """Case triples + type closure + knowledge about the concepts used + rule inferences.
 
     The case is checked first (`reasoner/guard`): it states case facts only, within the size
-    limits, with plausible values; so every triple the rules add is one they derived."""
-    check_case(kb, case)
+    limits, with plausible values; so every triple the rules add is one they derived.
+    `checked`: the caller has just run that check on this case (no second pass)."""
+    if not checked:
+        check_case(kb, case)
     data = PreparedQueryGraph()
     for triple in case.graph:
         data.add(triple)

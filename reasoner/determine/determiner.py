@@ -48,7 +48,7 @@ class Determiner:
         check_case(self.kb, case)  # before the request date is read (reasoner/guard)
         requested = as_date(case.graph.value(case.request, NR.requestedDate))
         policy_version, why = pack.select_version(version, on=requested)
-        case_graph, report = self.validate(case, pack)  # steps 1 and 2
+        case_graph, report = self.validate(case, pack, checked=True)  # steps 1 and 2
         return self.assemble(case, pack, policy_version, case_graph, report, requested, why)
 
     def runner(self, pack: PolicyPack) -> ShapesRunner:
@@ -57,9 +57,11 @@ class Determiner:
             runner = self._runners[pack.policy_id] = ShapesRunner(pack.graph)
         return runner
 
-    def validate(self, case: Case, pack: PolicyPack) -> tuple[CaseGraph, ShapesReport]:
-        """Steps 1 and 2: the per-case graph, and the pack's SHACL report on it."""
-        case_graph = build_case_graph(self.kb, case)
+    def validate(self, case: Case, pack: PolicyPack,
+                 checked: bool = False) -> tuple[CaseGraph, ShapesReport]:
+        """Steps 1 and 2: the per-case graph, and the pack's SHACL report on it (`checked`: the
+        guard already ran on this case, as in `determine`)."""
+        case_graph = build_case_graph(self.kb, case, checked=checked)
         return case_graph, self.runner(pack).validate(case_graph.data)
 
     def assemble(self, case: Case, pack: PolicyPack, version: PolicyVersion, cg: CaseGraph,
