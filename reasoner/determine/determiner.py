@@ -3,6 +3,7 @@ in order; `assemble` turns a SHACL report into a `Determination`."""
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from urllib.parse import quote
 
@@ -32,8 +33,14 @@ from .facts import FactTracer
 from .text import local_name, str_or_none
 
 
-#: the engines a Determiner runs shapes with (docs/architecture.md, "Engines")
+#: the engines a Determiner runs shapes with; the first is the default
 ENGINES = ("compiled", "pyshacl")
+
+
+def default_engine() -> str:
+    """The engine when none is named: NECESSITY_ENGINE if set (so that worker processes of a
+    batch inherit the choice), else "compiled"."""
+    return os.environ.get("NECESSITY_ENGINE") or ENGINES[0]
 
 
 class Determiner:

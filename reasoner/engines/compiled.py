@@ -105,17 +105,22 @@ def prefix_lines(prefixes: dict) -> str:
     return "".join(f"PREFIX {p}: <{ns}>\n" for p, ns in prefixes.items())
 
 
-def compile_rules(kb) -> tuple[Rule, ...]:
-    """The knowledge base's rules: rdflib prepares them with the project prefixes as initial
-    namespaces, so the same prefixes are declared ahead of each text (its own PREFIX lines,
-    coming later, take precedence as they do in rdflib)."""
+def compile_rules(paths) -> tuple[Rule, ...]:
+    """The inference rules (`knowledge/rules/*.rq`, in the order given): rdflib prepares them
+    with the project prefixes as initial namespaces, so the same prefixes are declared ahead of
+    each text (its own PREFIX lines, coming later, take precedence as they do in rdflib)."""
     head = prefix_lines(PREFIXES)
-    return tuple(Rule(str(path), head + path.read_text()) for path, _ in kb.rules)
+    return tuple(Rule(str(path), head + path.read_text()) for path in paths)
 
 
 def compile_pack(kb, pack) -> Program:
-    """The Program of `pack`; `fallback` says why pySHACL must run it, if it must."""
-    rules = compile_rules(kb)
+    """The Program of `pack` (a `reasoner.kb.PolicyPack`) under the rules of `kb`; `fallback`
+    says why pySHACL must run it, if it must."""
+    return compile_program(pack, compile_rules(path for path, _ in kb.rules))
+
+
+def compile_program(pack, rules: tuple[Rule, ...]) -> Program:
+    """The Program of `pack` (anything with `policy_id`, `graph` and `sparql_prefixes`)."""
     traces = _traces(pack)
     try:
         constraints = _constraints(pack.graph)
@@ -269,4 +274,5 @@ def _check_parses(rules, constraints, traces) -> None:
                             f"({' '.join(str(exc).split())[:120]})") from None
 
 
-__all__ = ["Constraint", "Program", "Rule", "Trace", "compile_pack", "compile_rules"]
+__all__ = ["Constraint", "Program", "Rule", "Trace", "compile_pack", "compile_program",
+           "compile_rules"]
