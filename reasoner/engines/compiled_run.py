@@ -397,6 +397,8 @@ def report_graph(report: ShapesReport) -> Graph:
 def trace(program: Program, store: Store, scope: CaseTerms, request) -> dict:
     """criterion IRI -> [(fact, inference)] rows of its trace query, `$this` = the request."""
     out = {}
+    if request is None or not program.traces:
+        return out
     focus = scope.ox(request)
     for t in program.traces:
         try:
