@@ -63,6 +63,8 @@ class CaseIndex:
 
     def __contains__(self, triple) -> bool:
         s, p, o = triple
+        if p is None or o is None:  # a pattern, as rdflib's `(s, None, None) in graph`
+            return next(self.triples(triple), None) is not None
         return o in self._spo.get(s, {}).get(p, ())
 
     def __len__(self) -> int:
@@ -240,6 +242,9 @@ def run_program(program: Program, chunks, terms: Terms, request) -> CaseRun:
     store.extend(quads)
     inferred = CaseIndex()
     for rule in program.rules:
+        if any(next(store.quads_for_pattern(None, NamedNode(p), None), None) is None
+               for p in rule.requires):
+            continue  # a predicate its every solution needs has no triple: nothing to infer
         try:
             constructed = list(store.query(rule.text))
         except Exception as exc:  # a rule that fails on data is a knowledge-base bug
