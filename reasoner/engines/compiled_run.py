@@ -61,6 +61,19 @@ class CaseIndex:
         self._len += 1
         return True
 
+    def merge(self, fragment: dict) -> None:
+        """Add the triples of another index's `_spo`, as adding them one by one in its order
+        would: a subject new here takes a copy of its whole entry."""
+        spo = self._spo
+        for s, po in fragment.items():
+            if s not in spo:
+                entry = spo[s] = {p: objs.copy() for p, objs in po.items()}
+                self._len += sum(len(objs) for objs in entry.values())
+                continue
+            for p, objs in po.items():
+                for o in objs:
+                    self.add((s, p, o))
+
     def __contains__(self, triple) -> bool:
         s, p, o = triple
         if p is None or o is None:  # a pattern, as rdflib's `(s, None, None) in graph`
@@ -114,15 +127,20 @@ class Terms:
         self.kb_back: dict = {}
         self.chunks: dict = {}
 
-    def chunk(self, key, triples) -> list:
-        """The quads of a knowledge chunk (`case_chunks`), converted on first use."""
-        quads = self.chunks.get(key)
-        if quads is None:
+    def chunk(self, key, triples) -> tuple[list, dict]:
+        """The quads and the index (`CaseIndex._spo`) of a knowledge chunk (`case_chunks`),
+        built on first use."""
+        cached = self.chunks.get(key)
+        if cached is None:
             conv = self.kb_term
             quads = [Quad(conv(s), conv(p), conv(o), DefaultGraph()) for s, p, o in triples]
+            index = CaseIndex()
+            for t in triples:
+                index.add(t)
+            cached = (quads, index._spo)
             if len(self.chunks) < _KB_TERMS_MAX:
-                self.chunks[key] = quads
-        return quads
+                self.chunks[key] = cached
+        return cached
 
     def case(self) -> "CaseTerms":
         return CaseTerms(self)
@@ -235,9 +253,9 @@ def run_program(program: Program, chunks, terms: Terms, request) -> CaseRun:
                 if data.add(t):
                     quads.append(Quad(conv(t[0]), conv(t[1]), conv(t[2]), DefaultGraph()))
             continue
-        for t in triples:
-            data.add(t)
-        quads.extend(terms.chunk(key, triples))
+        chunk_quads, chunk_index = terms.chunk(key, triples)
+        data.merge(chunk_index)
+        quads.extend(chunk_quads)
     store = Store()
     store.extend(quads)
     inferred = CaseIndex()
