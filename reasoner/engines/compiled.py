@@ -117,9 +117,8 @@ def compile_rules(rules) -> tuple[Rule, ...]:
     out = []
     for rule in rules:
         path, prepared = rule if isinstance(rule, tuple) else (rule, None)
-        requires = ()
-        if prepared is not None:
-            requires = tuple(sorted(required_predicates(prepared.algebra)))
+        algebra = getattr(prepared, "algebra", None)  # without it, the rule always runs
+        requires = tuple(sorted(required_predicates(algebra))) if algebra is not None else ()
         out.append(Rule(str(path), head + path.read_text(), requires))
     return tuple(out)
 
