@@ -19,7 +19,7 @@ from .case import Case, load_case
 from .determine import Determiner, build_case_graph
 from .engines.shacl import ShapesReport
 from .errors import InputError
-from .kb import KnowledgeBase
+from .kb import KnowledgeBase, project_root
 from .model import Determination
 from .vocab import NR
 
@@ -32,8 +32,71 @@ class Reasoner:
         self.determiner = Determiner(kb)
 
     @classmethod
-    def load(cls, root: str | Path | None = None) -> "Reasoner":
-        return cls(KnowledgeBase(Path(root) if root else None))
+    def load(cls, root: str | Path | None = None, cache: bool = True) -> "Reasoner":
+        """The reasoner of a project folder (default: NECESSITY_HOME, else this checkout),
+        warmed; from the disk cache when it holds this exact state (reasoner/cache.py),
+        else built, warmed and stored there. `cache=False` (or env NECESSITY_CACHE=off): built
+        as before, each part when first used."""
+        from . import cache as disk_cache
+
+        folder = Path(root) if root else project_root()
+        if not (cache and disk_cache.enabled()):
+            return cls(KnowledgeBase(folder))  # uncached: built lazily, as it is used
+
+        def build() -> "Reasoner":
+            reasoner = cls(KnowledgeBase(folder))
+            reasoner.warm()
+            return reasoner
+
+        return disk_cache.load_or_build(folder, build)
+
+    def warm(self) -> None:
+        """Build now what the first determination would build lazily (parsed shapes, prepared
+        constraint and trace queries, the case guard's terms, the knowledge base's derived
+        tables), so that the disk cache holds it. A pack that fails here fails the same way
+        when it is used, where the error is reported as it always was."""
+        from .guard import guard_for
+
+        kb = self.kb
+        guard_for(kb)
+        kb.value_set_triples, kb.file_hashes  # noqa: B018 - cached properties, computed now
+        for pack in kb.packs.values():
+            pack.services, pack.illustrative_only, pack.condition_shapes  # noqa: B018
+            try:
+                self.determiner.runner(pack).warm()
+                self._warm_trace_queries(pack)
+            except Exception:  # noqa: BLE001 - see the docstring
+                continue
+
+    def _warm_trace_queries(self, pack) -> None:
+        """Prepare every criterion's trace query by running it once over an empty graph."""
+        from rdflib import URIRef
+
+        from .determine import CaseGraph
+        from .engines.shacl import PreparedQueryGraph
+
+        empty = CaseGraph(PreparedQueryGraph(), Graph())
+        probe = _Probe(URIRef("urn:necessity-reasoner:warm"))
+        for criterion in sorted({c for v in pack.versions for c in v.criteria}):
+            self.determiner.facts.trace(probe, pack, criterion, empty)
+
+    def __getstate__(self) -> dict:
+        """The state the disk cache stores: this object, plus the process-wide tables it
+        filled (the case guard of its knowledge base, pySHACL's prepared queries)."""
+        from .engines import shacl
+        from .guard import guard_for
+
+        return {"kb": self.kb, "determiner": self.determiner, "guard": guard_for(self.kb),
+                "prepared": dict(shacl._PREPARED)}
+
+    def __setstate__(self, state: dict) -> None:
+        from .engines import shacl
+        from .guard import _GUARDS
+
+        self.kb, self.determiner = state["kb"], state["determiner"]
+        _GUARDS[self.kb] = state["guard"]
+        for key, query in state["prepared"].items():
+            shacl._PREPARED.setdefault(key, query)
 
     def policies(self) -> list[dict]:
         """One row per pack version: id, title, version, period, criteria, the service codes
@@ -178,6 +241,13 @@ class Reasoner:
             raise InputError(f"bad SPARQL: {_parse_error(exc)}", source=source,
                              place=_parse_place(exc, sparql)) from None
         return self.query_graph(case).query(prepared)
+
+
+class _Probe:
+    """Stands for a case while warming: a trace query reads only the request node."""
+
+    def __init__(self, request):
+        self.request = request
 
 
 def _parse_error(exc: Exception) -> str:
