@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rdflib import Graph
 from rdflib.namespace import SKOS
 
+from . import warm
 from .case import Case, load_case
 from .determine import Determiner, build_case_graph
-from .engines.shacl import ShapesReport
 from .errors import InputError
 from .kb import KnowledgeBase, project_root
 from .model import Determination
 from .vocab import NR
+
+if TYPE_CHECKING:  # pySHACL is imported where a SHACL report is made, not by every caller
+    from .engines.shacl import ShapesReport
 
 
 class Reasoner:
@@ -30,73 +34,68 @@ class Reasoner:
     def __init__(self, kb: KnowledgeBase):
         self.kb = kb
         self.determiner = Determiner(kb)
+        self._cache: tuple[Path, str] | None = None  # (folder, key) when loaded with the cache
+        self._warmed: set[str] = set()  # packs whose cached part is in place
 
     @classmethod
     def load(cls, root: str | Path | None = None, cache: bool = True) -> "Reasoner":
-        """The reasoner of a project folder (default: NECESSITY_HOME, else this checkout),
-        warmed; from the disk cache when it holds this exact state (reasoner/cache.py),
-        else built, warmed and stored there. `cache=False` (or env NECESSITY_CACHE=off): built
-        as before, each part when first used."""
+        """The reasoner of a project folder (default: NECESSITY_HOME, else this checkout).
+
+        With the disk cache (reasoner/cache.py; on unless `cache=False` or env
+        NECESSITY_CACHE=off) the warmed state is read from it when it holds this exact state,
+        else built and stored there; each pack's part is read or built when the pack is first
+        used (reasoner/warm.py). Without it, everything is built when first used."""
         from . import cache as disk_cache
 
         folder = Path(root) if root else project_root()
         if not (cache and disk_cache.enabled()):
-            return cls(KnowledgeBase(folder))  # uncached: built lazily, as it is used
-
-        def build() -> "Reasoner":
+            return cls(KnowledgeBase(folder))
+        try:
+            key = disk_cache.cache_key(folder)
+        except OSError:  # an unreadable file: the build reports it as it always did
+            return cls(KnowledgeBase(folder))
+        path = disk_cache.cache_path(folder, key)
+        reasoner = disk_cache.read(path, key)
+        if not isinstance(reasoner, cls):
             reasoner = cls(KnowledgeBase(folder))
-            reasoner.warm()
-            return reasoner
+            warm.warm_core(reasoner)
+            disk_cache.write(path, key, reasoner)
+        reasoner._cache = (folder, key)
+        return reasoner
 
-        return disk_cache.load_or_build(folder, build)
+    def _ready(self, policy_id: str) -> None:
+        """Warm the pack's part of the state from the disk cache, or build and store it
+        (only for a reasoner loaded with the cache; otherwise it is built as it is used)."""
+        if self._cache is None or policy_id in self._warmed or policy_id not in self.kb.packs:
+            return
+        from . import cache as disk_cache
 
-    def warm(self) -> None:
-        """Build now what the first determination would build lazily (parsed shapes, prepared
-        constraint and trace queries, the case guard's terms, the knowledge base's derived
-        tables), so that the disk cache holds it. A pack that fails here fails the same way
-        when it is used, where the error is reported as it always was."""
-        from .guard import guard_for
-
-        kb = self.kb
-        guard_for(kb)
-        kb.value_set_triples, kb.file_hashes  # noqa: B018 - cached properties, computed now
-        for pack in kb.packs.values():
-            pack.services, pack.illustrative_only, pack.condition_shapes  # noqa: B018
-            try:
-                self.determiner.runner(pack).warm()
-                self._warm_trace_queries(pack)
-            except Exception:  # noqa: BLE001 - see the docstring
-                continue
-
-    def _warm_trace_queries(self, pack) -> None:
-        """Prepare every criterion's trace query by running it once over an empty graph."""
-        from rdflib import URIRef
-
-        from .determine import CaseGraph
-        from .engines.shacl import PreparedQueryGraph
-
-        empty = CaseGraph(PreparedQueryGraph(), Graph())
-        probe = _Probe(URIRef("urn:necessity-reasoner:warm"))
-        for criterion in sorted({c for v in pack.versions for c in v.criteria}):
-            self.determiner.facts.trace(probe, pack, criterion, empty)
+        self._warmed.add(policy_id)
+        folder, key = self._cache
+        path = disk_cache.cache_path(folder, key, section=policy_id)
+        shared = warm.shared_objects(self)
+        section = disk_cache.read(path, key, shared)
+        if isinstance(section, dict):
+            warm.apply_section(self, section)
+            return
+        section = warm.warm_pack(self, self.kb.packs[policy_id])
+        if section is not None:
+            disk_cache.write(path, key, section, shared)
 
     def __getstate__(self) -> dict:
-        """The state the disk cache stores: this object, plus the process-wide tables it
-        filled (the case guard of its knowledge base, pySHACL's prepared queries)."""
-        from .engines import shacl
+        """The state the disk cache stores: this object and the case guard of its knowledge
+        base (a process-wide table); not where it was cached from, nor the process-wide
+        table of prepared queries (a pack's section holds its own)."""
         from .guard import guard_for
 
-        return {"kb": self.kb, "determiner": self.determiner, "guard": guard_for(self.kb),
-                "prepared": dict(shacl._PREPARED)}
+        return {"kb": self.kb, "determiner": self.determiner, "guard": guard_for(self.kb)}
 
     def __setstate__(self, state: dict) -> None:
-        from .engines import shacl
         from .guard import _GUARDS
 
         self.kb, self.determiner = state["kb"], state["determiner"]
+        self._cache, self._warmed = None, set()
         _GUARDS[self.kb] = state["guard"]
-        for key, query in state["prepared"].items():
-            shacl._PREPARED.setdefault(key, query)
 
     def policies(self) -> list[dict]:
         """One row per pack version: id, title, version, period, criteria, the service codes
@@ -126,6 +125,7 @@ class Reasoner:
         if not isinstance(case, Case):
             case = self.load_case(case)
         self._check_policy_covers(case, policy_id)
+        self._ready(policy_id)
         from .intake import dates  # partial dates: both completions decided and merged
 
         return dates.determine(self.determiner, case, policy_id, version)
@@ -208,6 +208,7 @@ class Reasoner:
     def validate(self, case: Case | str | Path, policy_id: str) -> ShapesReport:
         if not isinstance(case, Case):
             case = self.load_case(case)
+        self._ready(policy_id)
         _, report = self.determiner.validate(case, self.kb.pack(policy_id))
         return report
 
@@ -241,13 +242,6 @@ class Reasoner:
             raise InputError(f"bad SPARQL: {_parse_error(exc)}", source=source,
                              place=_parse_place(exc, sparql)) from None
         return self.query_graph(case).query(prepared)
-
-
-class _Probe:
-    """Stands for a case while warming: a trace query reads only the request node."""
-
-    def __init__(self, request):
-        self.request = request
 
 
 def _parse_error(exc: Exception) -> str:

@@ -57,6 +57,8 @@ LIBRARIES = ("rdflib", "pyshacl", "pyparsing", "pyoxigraph", "owlready2")
 ENV_MODE = "NECESSITY_CACHE"
 ENV_DIR = "NECESSITY_CACHE_DIR"
 _OFF = {"off", "0", "no", "false"}
+#: files kept in the cache folder (the newest; a core and a few packs per project folder)
+MAX_FILES = 40
 #: a temporary file older than this is a leftover of a killed builder
 _STALE_TMP_SECONDS = 3600
 
@@ -133,10 +135,12 @@ def cache_key(root: Path) -> str:
     return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 
 
-def cache_path(root: Path, key: str) -> Path:
-    """One file per project folder and key: `kb-<folder digest>-<key>.pickle`."""
+def cache_path(root: Path, key: str, section: str | None = None) -> Path:
+    """The file of the core state (`kb-<folder digest>-<key>.pickle`) or of one section of it
+    (`kb-<folder digest>-<key>.<section digest>.pickle`; reasoner/warm.py)."""
     folder = hashlib.sha256(str(Path(root).resolve()).encode("utf-8")).hexdigest()[:16]
-    return cache_dir() / f"kb-{folder}-{key}.pickle"
+    part = "" if section is None else "." + hashlib.sha256(section.encode()).hexdigest()[:16]
+    return cache_dir() / f"kb-{folder}-{key}{part}.pickle"
 
 
 # ---------------------------------------------------------------------------- pickling
@@ -175,15 +179,26 @@ def _reduce_comp_value(obj):
     return _rebuild_comp_value, (type(obj), name, func, list(dict.items(obj)), state)
 
 
-def dumps(obj) -> bytes:
+def dumps(obj, shared: dict | None = None) -> bytes:
+    """Pickle `obj`; an object of `shared` (token -> object) is written as its token."""
     from rdflib.plugins.sparql.parserutils import CompValue, Expr
 
     buffer = io.BytesIO()
     pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
     pickler.dispatch_table = {**copyreg.dispatch_table,
                               CompValue: _reduce_comp_value, Expr: _reduce_comp_value}
+    if shared:
+        tokens = {id(value): token for token, value in shared.items()}
+        pickler.persistent_id = lambda o: tokens.get(id(o))
     pickler.dump(obj)
     return buffer.getvalue()
+
+
+def loads(payload: bytes, shared: dict | None = None):
+    unpickler = pickle.Unpickler(io.BytesIO(payload))
+    if shared is not None:
+        unpickler.persistent_load = shared.__getitem__
+    return unpickler.load()
 
 
 # ---------------------------------------------------------------------------- read / write
@@ -207,7 +222,7 @@ def _trusted(path: Path) -> bool:
     return True
 
 
-def read(path: Path, key: str):
+def read(path: Path, key: str, shared: dict | None = None):
     """The object stored for `key`, or None if the file is absent, foreign, of another key,
     truncated, corrupt, or does not unpickle."""
     try:
@@ -222,7 +237,7 @@ def read(path: Path, key: str):
         return None
     with _no_gc():
         try:
-            return pickle.loads(payload)
+            return loads(payload, shared)
         except Exception:  # noqa: BLE001 - any failure means "not usable": rebuild
             return None
 
@@ -240,12 +255,12 @@ def _no_gc():
             gc.enable()
 
 
-def write(path: Path, key: str, obj) -> bool:
+def write(path: Path, key: str, obj, shared: dict | None = None) -> bool:
     """Store `obj` atomically; False (and nothing left behind) if it cannot be pickled or
     written. Older files of the same project folder and leftover temporary files go."""
     try:
         with _no_gc():
-            payload = dumps(obj)
+            payload = dumps(obj, shared)
     except Exception:  # noqa: BLE001 - an unpicklable state is served uncached
         return False
     folder = path.parent
@@ -268,37 +283,30 @@ def write(path: Path, key: str, obj) -> bool:
 
 
 def _prune(keep: Path) -> None:
-    """Remove the files of other keys for the same project folder, and temporary files of
+    """Remove the files of other keys for the same project folder, the oldest files beyond
+    `MAX_FILES` (tests and authors create many project folders), and temporary files of
     builders killed long ago (a concurrent builder's fresh temporary file stays)."""
-    prefix = keep.name.rsplit("-", 1)[0] + "-"
+    folder_prefix = keep.name[:len("kb-") + 17]
+    key = keep.name[len(folder_prefix):].split(".", 1)[0]
     now = time.time()
     try:
-        entries = list(keep.parent.iterdir())
+        entries = [(e, e.stat().st_mtime) for e in keep.parent.iterdir()]
     except OSError:
         return
-    for entry in entries:
+    kept = []
+    for entry, mtime in entries:
+        name = entry.name
         try:
-            if entry.name.startswith(prefix) and entry.suffix == ".pickle" and entry != keep:
-                entry.unlink()
-            elif (entry.name.startswith(".kb-") and entry.suffix == ".tmp"
-                  and now - entry.stat().st_mtime > _STALE_TMP_SECONDS):
-                entry.unlink()
+            if name.startswith(".kb-") and name.endswith(".tmp"):
+                if now - mtime > _STALE_TMP_SECONDS:
+                    entry.unlink()
+            elif name.startswith("kb-") and name.endswith(".pickle"):
+                if name.startswith(folder_prefix) and not name.startswith(folder_prefix + key):
+                    entry.unlink()
+                else:
+                    kept.append((mtime, entry))
         except OSError:
             pass
-
-
-def load_or_build(root: Path, build: Callable[[], T]) -> T:
-    """The state cached for `root`, else `build()` (stored for next time)."""
-    if not enabled():
-        return build()
-    try:
-        key = cache_key(root)
-    except OSError:
-        return build()
-    path = cache_path(root, key)
-    state = read(path, key)
-    if state is not None:
-        return state
-    state = build()
-    write(path, key, state)
-    return state
+    for _, entry in sorted(kept, reverse=True)[MAX_FILES:]:
+        if entry != keep:
+            entry.unlink(missing_ok=True)

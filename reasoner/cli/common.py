@@ -47,14 +47,26 @@ def _input_named(kwargs: dict) -> str | None:
     return None
 
 
+def _check_case_exists(kwargs: dict) -> None:
+    """A CASE argument that names no file is bad input (exit 2), said before the knowledge
+    base is loaded: the error comes at once, not after the start-up the command would need."""
+    case = kwargs.get("case")
+    if isinstance(case, str) and case and not os.path.exists(case):
+        from ..errors import InputError
+
+        raise InputError("file not found", source=case)
+
+
 def guarded(func):
-    """Turn ReasonerErrors into a one-line message and their exit code; never a traceback."""
+    """Turn ReasonerErrors into a one-line message and their exit code; never a traceback.
+    A missing CASE file is reported before the command runs (`_check_case_exists`)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         from ..errors import EXIT_INTERNAL, ReasonerError
 
         try:
+            _check_case_exists(kwargs)
             return func(*args, **kwargs)
         except ReasonerError as exc:
             _fail(exc)
