@@ -19,6 +19,7 @@ from rdflib.namespace import SKOS
 from . import warm
 from .case import Case, load_case
 from .determine import Determiner, build_case_graph
+from .determine.determiner import default_engine
 from .errors import InputError
 from .kb import KnowledgeBase, project_root
 from .model import Determination
@@ -31,35 +32,40 @@ if TYPE_CHECKING:  # pySHACL is imported where a SHACL report is made, not by ev
 class Reasoner:
     """A loaded knowledge base and the state reused across cases."""
 
-    def __init__(self, kb: KnowledgeBase):
+    def __init__(self, kb: KnowledgeBase, engine: str | None = None):
         self.kb = kb
-        self.determiner = Determiner(kb)
+        self.determiner = Determiner(kb, engine or default_engine())
         self._cache: tuple[Path, str] | None = None  # (folder, key) when loaded with the cache
         self._warmed: set[str] = set()  # packs whose cached part is in place
 
     @classmethod
-    def load(cls, root: str | Path | None = None, cache: bool = True) -> "Reasoner":
+    def load(cls, root: str | Path | None = None, engine: str | None = None,
+             cache: bool = True) -> "Reasoner":
         """The reasoner of a project folder (default: NECESSITY_HOME, else this checkout).
 
+        `engine`: "compiled" or "pyshacl" (`reasoner/determine/determiner.py`); default the
+        environment's NECESSITY_ENGINE, else "compiled".
+
         With the disk cache (reasoner/cache.py; on unless `cache=False` or env
-        NECESSITY_CACHE=off) the warmed state is read from it when it holds this exact state,
-        else built and stored there; each pack's part is read or built when the pack is first
-        used (reasoner/warm.py). Without it, everything is built when first used."""
+        NECESSITY_CACHE=off) the knowledge base is read from it when it holds this exact
+        state, else built and stored there; each pack's part (for the engine that decides
+        under it) is read or built when the pack is first used (reasoner/warm.py). Without it,
+        everything is built when first used."""
         from . import cache as disk_cache
 
         folder = Path(root) if root else project_root()
         if not (cache and disk_cache.enabled()):
-            return cls(KnowledgeBase(folder))
+            return cls(KnowledgeBase(folder), engine)
         try:
             key = disk_cache.cache_key(folder)
         except OSError:  # an unreadable file: the build reports it as it always did
-            return cls(KnowledgeBase(folder))
+            return cls(KnowledgeBase(folder), engine)
         path = disk_cache.cache_path(folder, key)
-        reasoner = disk_cache.read(path, key)
-        if not isinstance(reasoner, cls):
-            reasoner = cls(KnowledgeBase(folder))
-            warm.warm_core(reasoner)
-            disk_cache.write(path, key, reasoner)
+        core = disk_cache.read(path, key)
+        if not warm.is_core(core):
+            core = warm.build_core(KnowledgeBase(folder))
+            disk_cache.write(path, key, core)
+        reasoner = cls(warm.install_core(core), engine)
         reasoner._cache = (folder, key)
         return reasoner
 
@@ -72,7 +78,7 @@ class Reasoner:
 
         self._warmed.add(policy_id)
         folder, key = self._cache
-        path = disk_cache.cache_path(folder, key, section=policy_id)
+        path = disk_cache.cache_path(folder, key, section=f"{self.engine} {policy_id}")
         shared = warm.shared_objects(self)
         section = disk_cache.read(path, key, shared)
         if isinstance(section, dict):
@@ -82,20 +88,18 @@ class Reasoner:
         if section is not None:
             disk_cache.write(path, key, section, shared)
 
-    def __getstate__(self) -> dict:
-        """The state the disk cache stores: this object and the case guard of its knowledge
-        base (a process-wide table); not where it was cached from, nor the process-wide
-        table of prepared queries (a pack's section holds its own)."""
-        from .guard import guard_for
+    @property
+    def engine(self) -> str:
+        return self.determiner.engine
 
-        return {"kb": self.kb, "determiner": self.determiner, "guard": guard_for(self.kb)}
-
-    def __setstate__(self, state: dict) -> None:
-        from .guard import _GUARDS
-
-        self.kb, self.determiner = state["kb"], state["determiner"]
-        self._cache, self._warmed = None, set()
-        _GUARDS[self.kb] = state["guard"]
+    def engines(self) -> dict[str, tuple[str, str | None]]:
+        """policy id -> (the engine that decides under it, why pySHACL if it is pySHACL)."""
+        out = {}
+        for pid, pack in sorted(self.kb.packs.items()):
+            self._ready(pid)
+            program = self.determiner.program(pack)
+            out[pid] = (self.determiner.engine_for(pack), program.fallback)
+        return out
 
     def policies(self) -> list[dict]:
         """One row per pack version: id, title, version, period, criteria, the service codes
@@ -209,7 +213,7 @@ class Reasoner:
         if not isinstance(case, Case):
             case = self.load_case(case)
         self._ready(policy_id)
-        _, report = self.determiner.validate(case, self.kb.pack(policy_id))
+        _, report = self.determiner.validate(case, self.kb.pack(policy_id), report_graph=True)
         return report
 
     def precedence_notes(self, case: Case, policy_id: str, report: ShapesReport) -> list[str]:

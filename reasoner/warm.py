@@ -2,11 +2,12 @@
 
 Two kinds of part, each one file of the cache:
 
-* the **core**: the `Reasoner` right after its knowledge base is built (graphs, subclass
-  closure, value sets, packs, prepared inference rules) plus the case guard's derived terms;
-* one **section per policy pack**: what deciding under that pack builds the first time (the
-  parsed pySHACL shapes graph, the prepared query of every SPARQL-based constraint, the
-  prepared trace query of every criterion). A section is built and written when its pack is
+* the **core**: the knowledge base (graphs, subclass closure, value sets, packs, prepared
+  inference rules) and the case guard's derived terms; the same whatever the engine;
+* one **section per engine and policy pack**: what deciding under that pack builds the first
+  time: its compiled `Program` (reasoner/engines/compiled.py), and, when pySHACL decides under
+  it, the parsed shapes graph, the prepared query of every SPARQL-based constraint and the
+  prepared trace query of every criterion. A section is built and written when its pack is
   first used, so the first run under one pack costs about what an uncached run costs, not the
   warming of every pack.
 
@@ -30,7 +31,7 @@ _SHACL = "reasoner.engines.shacl"
 def _table_slots(reasoner) -> dict[str, tuple[object, str]]:
     """name -> (owner, attribute) of each table deciding under a pack fills lazily."""
     determiner = reasoner.determiner
-    slots = {"runners": (determiner, "_runners")}
+    slots = {"programs": (determiner, "programs"), "runners": (determiner, "_runners")}
     facts = getattr(determiner, "facts", None)
     if facts is not None:
         slots["trace"] = (facts, "_queries")
@@ -63,25 +64,49 @@ def _fresh_tables(reasoner):
                 saved[name].setdefault(key, value)
 
 
-def warm_core(reasoner) -> None:
-    """Compute the knowledge base's derived tables and the case guard now."""
+#: what the core holds, by name (a file of another layout is not a core)
+_CORE_FIELDS = ("kb", "guard")
+
+
+def build_core(kb) -> dict:
+    """The knowledge base with its derived tables computed now, and its case guard."""
     from .guard import guard_for
 
-    kb = reasoner.kb
-    guard_for(kb)
     kb.value_set_triples, kb.file_hashes  # noqa: B018 - cached properties, computed now
     for pack in kb.packs.values():
         pack.services, pack.illustrative_only, pack.condition_shapes  # noqa: B018
+    return {"kb": kb, "guard": guard_for(kb)}
+
+
+def is_core(state) -> bool:
+    from .kb import KnowledgeBase
+
+    return (isinstance(state, dict) and tuple(state) == _CORE_FIELDS
+            and isinstance(state["kb"], KnowledgeBase))
+
+
+def install_core(core: dict):
+    """The core's knowledge base, its case guard registered (a process-wide table)."""
+    from .guard import _GUARDS
+
+    _GUARDS[core["kb"]] = core["guard"]
+    return core["kb"]
 
 
 def warm_pack(reasoner, pack) -> dict[str, dict] | None:
-    """Build what deciding under `pack` needs; returns the section (table -> entries), or None
-    if warming failed (the pack then fails the same way when used, where it is reported as it
-    always was)."""
+    """Build what deciding under `pack` needs with the reasoner's engine; returns the section
+    (table -> entries), or None if warming failed (the pack then fails the same way when used,
+    where it is reported as it always was)."""
+    determiner = reasoner.determiner
     with _fresh_tables(reasoner) as fresh:
         try:
-            reasoner.determiner.runner(pack).warm()
-            _warm_trace_queries(reasoner, pack)
+            program = getattr(determiner, "program", None)
+            if program is not None:
+                program(pack)
+            engine_for = getattr(determiner, "engine_for", None)
+            if engine_for is None or engine_for(pack) == "pyshacl":
+                determiner.runner(pack).warm()
+                _warm_trace_queries(reasoner, pack)
         except Exception:  # noqa: BLE001 - see the docstring
             return None
     return fresh
@@ -99,24 +124,16 @@ def apply_section(reasoner, section: dict[str, dict]) -> None:
                 table.setdefault(key, value)
 
 
-class _Probe:
-    """Stands for a case while warming: a trace query reads only the request node."""
-
-    def __init__(self, request):
-        self.request = request
-
-
 def _warm_trace_queries(reasoner, pack) -> None:
-    """Prepare every criterion's trace query by running it once over an empty graph."""
-    from rdflib import Graph, URIRef
+    """Prepare every criterion's trace query (for pySHACL: the compiled engine's Program
+    carries its own)."""
+    from .vocab import NR
 
-    from .determine import CaseGraph
-    from .engines.shacl import PreparedQueryGraph
-
-    empty = CaseGraph(PreparedQueryGraph(), Graph())
-    probe = _Probe(URIRef("urn:necessity-reasoner:warm"))
+    facts = reasoner.determiner.facts
     for criterion in sorted({c for v in pack.versions for c in v.criteria}):
-        reasoner.determiner.facts.trace(probe, pack, criterion, empty)
+        text = pack.graph.value(criterion, NR.traceQuery)
+        if text is not None:
+            facts.query(pack, criterion, text)
 
 
 def shared_objects(reasoner) -> dict[object, object]:

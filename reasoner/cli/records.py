@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from .common import EXIT_CODES_HELP, guarded, policy_option, policy_version_option, progress_lines
+from .common import (EXIT_CODES_HELP, engine_option, guarded, policy_option,
+                     policy_version_option, progress_lines)
 
 
 @click.command(epilog=EXIT_CODES_HELP)
@@ -27,9 +28,10 @@ from .common import EXIT_CODES_HELP, guarded, policy_option, policy_version_opti
               show_default=True, metavar="SECONDS",
               help="Time limit per case: a case over it fails alone (named in the summary), "
                    "its worker is replaced, and the batch goes on. 0: no limit.")
+@engine_option
 @guarded
 def batch(cases, policy_id, policy_version, store_location, workers, progress, verbose,
-          case_timeout):
+          case_timeout, engine):
     """Decide every case in CASES (case files, case folders, or folders of case folders)
     under a policy and store each decision record in the store, one named graph per
     determination. Deciding a case again replaces its record. Exit 2 if a case failed or the
@@ -39,6 +41,10 @@ def batch(cases, policy_id, policy_version, store_location, workers, progress, v
     from ..errors import InputError, redact
     from ..store import open_store
 
+    if engine:  # the workers' Reasoner.load reads it (reasoner/determine/determiner.py)
+        import os
+
+        os.environ["NECESSITY_ENGINE"] = engine
     paths = collect_cases(cases)
     if not paths:
         raise InputError("no cases found (case.ttl or bundle.json)", source=" ".join(cases))
