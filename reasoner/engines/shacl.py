@@ -9,6 +9,9 @@ Two ways to validate, giving the same results (a test compares them on every cas
   every `sh:select` for every focus node; with the cache each SPARQL constraint is parsed once
   per process. pySHACL has no public hook for either, hence this module.
 
+pySHACL itself is imported by the functions that run it, not with this module: the compiled
+engine uses the result classes below without loading it.
+
 Results keep SHACL's structure (SHACL 3.6: focus node, source shape, value, severity, message):
 callers never parse report text.
 """
@@ -16,15 +19,13 @@ callers never parse report text.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyshacl
-from pyshacl.graph_abstraction import DataGraph
-from pyshacl.shapes_graph import ShapesGraph
-from pyshacl.validator import Validator
 from rdflib import Graph, URIRef
 from rdflib.namespace import RDF, SH
-from rdflib.plugins.sparql import prepareQuery
+
+if TYPE_CHECKING:
+    from pyshacl.shapes_graph import ShapesGraph
 
 _PREPARED: dict[str, Any] = {}
 
@@ -47,6 +48,8 @@ def prepared(text: str):
     key = _query_key(text)
     query = _PREPARED.get(key)
     if query is None:
+        from rdflib.plugins.sparql import prepareQuery
+
         query = _PREPARED[key] = prepareQuery(text)
     return query
 
@@ -101,6 +104,9 @@ class ShapesRunner:
         self._shapes_graph: ShapesGraph | None = None
 
     def validate(self, data: Graph) -> ShapesReport:
+        from pyshacl.graph_abstraction import DataGraph
+        from pyshacl.validator import Validator
+
         data_graph = DataGraph.from_rdflib(data)
         validator = Validator(data_graph, shacl_graph=self.shapes, options=dict(_OPTIONS))
         if self._shapes_graph is None:
@@ -129,6 +135,8 @@ class ShapesRunner:
 
 def validate_reference(data: Graph, shapes: Graph, inference: str = "none") -> ShapesReport:
     """pySHACL as documented, one call per case (the baseline the fast path is checked against)."""
+    import pyshacl
+
     conforms, report, text = pyshacl.validate(
         data, shacl_graph=shapes, inference=inference, advanced=False
     )
