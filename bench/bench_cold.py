@@ -11,6 +11,9 @@ Measured in one run, each a new process, the same case and policy:
 * `uncached`: the same command with `NECESSITY_CACHE=off`, median of `runs` (the baseline);
 * `identical`: every determination printed byte for byte the same (else exit 1).
 
+Each is reported as wall-clock seconds and as CPU seconds (user + system of the process):
+when other jobs share the cores, the CPU time still says what the command costs.
+
 The cache folder is a temporary one (the user's cache is neither read nor changed). Run:
 
     python bench/bench_cold.py --runs 5 --case cases/seed-l5-snrb --policy clinical-snrb
@@ -22,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -39,10 +43,24 @@ def command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "reasoner"]
 
 
-def _timed(args: list[str], env: dict[str, str]) -> tuple[float, str]:
+#: CPU seconds (user + system) of one run, beside its wall-clock seconds
+CPU: dict[int, float] = {}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(args: list[str], env: dict[str, str], cpu: list | None = None) -> tuple[float, str]:
+    """Wall-clock seconds and output of one run; its CPU seconds appended to `cpu` (they
+    hold when other jobs share the cores, the wall clock does not)."""
+    before = _children_cpu()
     start = time.perf_counter()
     proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     elapsed = time.perf_counter() - start
+    if cpu is not None:
+        cpu.append(_children_cpu() - before)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
     return elapsed, proc.stdout
@@ -58,14 +76,15 @@ def measure(runs: int = 5, case: str = "cases/seed-l5-snrb", policy: str = "clin
     off_env = {**env, "NECESSITY_CACHE": "off"}
     determine = [*base, "determine", case, "--policy", policy, "--format", fmt]
     try:
-        help_times = [_timed([*base, "--help"], env)[0] for _ in range(runs)]
-        first, reference = _timed(determine, cached_env)
+        help_cpu, first_cpu, cached_cpu, uncached_cpu = [], [], [], []
+        help_times = [_timed([*base, "--help"], env, help_cpu)[0] for _ in range(runs)]
+        first, reference = _timed(determine, cached_env, first_cpu)
         outputs, cached, uncached = [], [], []
         for _ in range(runs):  # interleaved, so that a burst of load hits both alike
-            elapsed, out = _timed(determine, cached_env)
+            elapsed, out = _timed(determine, cached_env, cached_cpu)
             cached.append(elapsed)
             outputs.append(out)
-            elapsed, out = _timed(determine, off_env)
+            elapsed, out = _timed(determine, off_env, uncached_cpu)
             uncached.append(elapsed)
             outputs.append(out)
     finally:
@@ -79,6 +98,10 @@ def measure(runs: int = 5, case: str = "cases/seed-l5-snrb", policy: str = "clin
         "uncached_median_s": round(statistics.median(uncached), 3),
         "cached_s": [round(t, 3) for t in cached],
         "uncached_s": [round(t, 3) for t in uncached],
+        "cpu_s": {"help_median": round(statistics.median(help_cpu), 3),
+                  "first_run": round(first_cpu[0], 3),
+                  "cached_median": round(statistics.median(cached_cpu), 3),
+                  "uncached_median": round(statistics.median(uncached_cpu), 3)},
         "identical": all(out == reference for out in outputs),
         "machine": {
             "python": platform.python_version(),
@@ -104,12 +127,16 @@ def main(argv: list[str] | None = None) -> int:
         m = result["machine"]
         print(f"# {result['command']}  ({result['runs']} runs; Python {m['python']}, "
               f"{m['system']}, {m['cpus']} CPUs, load {m['load_average']})")
-        print(f"reasoner --help          median {result['help_median_s']:.3f} s")
-        print(f"determine, first run     {result['first_run_s']:.3f} s  (builds the cache)")
-        print(f"determine, cached        median {result['cached_median_s']:.3f} s  "
-              f"{result['cached_s']}")
-        print(f"determine, no cache      median {result['uncached_median_s']:.3f} s  "
-              f"{result['uncached_s']}")
+        cpu = result["cpu_s"]
+        print("                         wall clock         CPU (user + system)")
+        print(f"reasoner --help          median {result['help_median_s']:.3f} s   "
+              f"{cpu['help_median']:.3f} s")
+        print(f"determine, first run            {result['first_run_s']:.3f} s   "
+              f"{cpu['first_run']:.3f} s  (builds the cache)")
+        print(f"determine, cached        median {result['cached_median_s']:.3f} s   "
+              f"{cpu['cached_median']:.3f} s  {result['cached_s']}")
+        print(f"determine, no cache      median {result['uncached_median_s']:.3f} s   "
+              f"{cpu['uncached_median']:.3f} s  {result['uncached_s']}")
         print(f"identical output: {'yes' if result['identical'] else 'NO'}")
     return 0 if result["identical"] else 1
 
