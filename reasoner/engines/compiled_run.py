@@ -61,8 +61,23 @@ class CaseIndex:
         self._len += 1
         return True
 
+    def merge(self, fragment: dict) -> None:
+        """Add the triples of another index's `_spo`, as adding them one by one in its order
+        would: a subject new here takes a copy of its whole entry."""
+        spo = self._spo
+        for s, po in fragment.items():
+            if s not in spo:
+                entry = spo[s] = {p: objs.copy() for p, objs in po.items()}
+                self._len += sum(len(objs) for objs in entry.values())
+                continue
+            for p, objs in po.items():
+                for o in objs:
+                    self.add((s, p, o))
+
     def __contains__(self, triple) -> bool:
         s, p, o = triple
+        if p is None or o is None:  # a pattern, as rdflib's `(s, None, None) in graph`
+            return next(self.triples(triple), None) is not None
         return o in self._spo.get(s, {}).get(p, ())
 
     def __len__(self) -> int:
@@ -112,15 +127,20 @@ class Terms:
         self.kb_back: dict = {}
         self.chunks: dict = {}
 
-    def chunk(self, key, triples) -> list:
-        """The quads of a knowledge chunk (`case_chunks`), converted on first use."""
-        quads = self.chunks.get(key)
-        if quads is None:
+    def chunk(self, key, triples) -> tuple[list, dict]:
+        """The quads and the index (`CaseIndex._spo`) of a knowledge chunk (`case_chunks`),
+        built on first use."""
+        cached = self.chunks.get(key)
+        if cached is None:
             conv = self.kb_term
             quads = [Quad(conv(s), conv(p), conv(o), DefaultGraph()) for s, p, o in triples]
+            index = CaseIndex()
+            for t in triples:
+                index.add(t)
+            cached = (quads, index._spo)
             if len(self.chunks) < _KB_TERMS_MAX:
-                self.chunks[key] = quads
-        return quads
+                self.chunks[key] = cached
+        return cached
 
     def case(self) -> "CaseTerms":
         return CaseTerms(self)
@@ -233,13 +253,16 @@ def run_program(program: Program, chunks, terms: Terms, request) -> CaseRun:
                 if data.add(t):
                     quads.append(Quad(conv(t[0]), conv(t[1]), conv(t[2]), DefaultGraph()))
             continue
-        for t in triples:
-            data.add(t)
-        quads.extend(terms.chunk(key, triples))
+        chunk_quads, chunk_index = terms.chunk(key, triples)
+        data.merge(chunk_index)
+        quads.extend(chunk_quads)
     store = Store()
     store.extend(quads)
     inferred = CaseIndex()
     for rule in program.rules:
+        if any(next(store.quads_for_pattern(None, NamedNode(p), None), None) is None
+               for p in rule.requires):
+            continue  # a predicate its every solution needs has no triple: nothing to infer
         try:
             constructed = list(store.query(rule.text))
         except Exception as exc:  # a rule that fails on data is a knowledge-base bug
