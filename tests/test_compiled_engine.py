@@ -233,3 +233,22 @@ def test_program_is_plain_data(reasoner):
     programs = reasoner.determiner.programs
     assert set(programs) == set(reasoner.kb.packs)
     assert pickle.loads(pickle.dumps(programs)) == programs
+
+
+def test_cli_engine_option(tmp_path):
+    """`--engine pyshacl` and the default print the same determination and report."""
+    from click.testing import CliRunner
+
+    from reasoner.cli import main
+
+    seed = str(CASES / "seed-l5-snrb")
+    runner = CliRunner()
+    outs = {}
+    for engine in ("compiled", "pyshacl"):
+        det = runner.invoke(main, ["determine", seed, "--format", "json", "--engine", engine])
+        val = runner.invoke(main, ["validate", seed, "--engine", engine])
+        assert det.exit_code == 0, det.output
+        assert val.exit_code in (0, 1), val.output
+        outs[engine] = (det.output, val.output, val.exit_code)
+    assert outs["compiled"] == outs["pyshacl"]
+    assert runner.invoke(main, ["determine", seed, "--engine", "fast"]).exit_code == 2

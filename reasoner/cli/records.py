@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .common import (EXIT_CODES_HELP, engine_option, guarded, policy_option,
+from .common import (EXIT_CODES_HELP, engine_env, engine_option, guarded, policy_option,
                      policy_version_option, progress_lines)
 
 
@@ -41,10 +41,6 @@ def batch(cases, policy_id, policy_version, store_location, workers, progress, v
     from ..errors import InputError, redact
     from ..store import open_store
 
-    if engine:  # the workers' Reasoner.load reads it (reasoner/determine/determiner.py)
-        import os
-
-        os.environ["NECESSITY_ENGINE"] = engine
     paths = collect_cases(cases)
     if not paths:
         raise InputError("no cases found (case.ttl or bundle.json)", source=" ".join(cases))
@@ -57,7 +53,7 @@ def batch(cases, policy_id, policy_version, store_location, workers, progress, v
             click.echo(f"stored {result.iri} {result.outcome}", err=True)
         sys.stderr.flush()
 
-    with open_store(store_location) as store:
+    with engine_env(engine), open_store(store_location) as store:
         if show:
             with click.progressbar(length=len(paths), label="deciding", file=sys.stderr,
                                    show_pos=True, show_eta=True) as bar:

@@ -296,13 +296,17 @@ def _check_parses(rules, constraints, traces) -> None:
     engine that reads it, and reports its error as before)."""
     from pyoxigraph import NamedNode, Store, Variable
 
+    from .compiled_run import bind_this
+
     store = Store()
-    this = {Variable("this"): NamedNode("urn:x-compile:this")}
+    focus = NamedNode("urn:x-compile:this")
+    this = {Variable("this"): focus}
     for label, text, subs in ([(r.source, r.text, None) for r in rules]
                               + [(c.shape, c.select, this) for c in constraints]
                               + [(t.criterion, t.text, this) for t in traces]):
-        try:
-            result = store.query(text, substitutions=subs) if subs else store.query(text)
+        try:  # as compiled_run runs it
+            result = (store.query(bind_this(text, focus), substitutions=subs) if subs
+                      else store.query(text))
             list(result)
         except (SyntaxError, RuntimeError, ValueError) as exc:
             raise _Fallback(f"<{label}>: oxigraph cannot run this query "
