@@ -22,8 +22,12 @@ found by name and skipped if absent, so a change of engine costs only speed, nev
 from __future__ import annotations
 
 import sys
+import threading
 from contextlib import contextmanager
 
+#: one warming at a time in a process: the table of prepared queries is process-wide, and two
+#: swaps interleaved would leave the wrong dictionary in place (costing speed, not results)
+_WARMING = threading.Lock()
 #: the shacl adapter module, whose process-wide table of prepared queries a section fills
 _SHACL = "reasoner.engines.shacl"
 
@@ -50,6 +54,11 @@ def tables(reasoner) -> dict[str, dict]:
 def _fresh_tables(reasoner):
     """Empty tables while a pack warms; yields them, then merges them into the real ones."""
     __import__(_SHACL)  # its table exists before the swap
+    with _WARMING:
+        yield from _swapped(reasoner)
+
+
+def _swapped(reasoner):
     slots = _table_slots(reasoner)
     saved = {name: getattr(owner, attr) for name, (owner, attr) in slots.items()}
     fresh = {name: {} for name in slots}
