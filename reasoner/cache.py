@@ -1,9 +1,10 @@
 """A disk cache of the warmed state (`Reasoner.load()`), so that a command starts in well
 under a second instead of parsing every Turtle file and every SPARQL text again.
 
-What is stored: the pickled `Reasoner` after `warm()` (the knowledge base's graphs, closures,
-concept descriptions, value sets and packs; the prepared inference rules, SHACL-SPARQL
-constraints and trace queries; the case guard's derived terms).
+What is stored (reasoner/warm.py): a core file (the knowledge base's graphs, closures, value
+sets, packs and prepared inference rules; the case guard's derived terms) and one section file
+per engine and pack (the compiled `Program`; for pySHACL the parsed shapes and the prepared
+SHACL-SPARQL constraints and trace queries), each written when first built.
 
 When it is used (never a reason for a wrong result):
 
@@ -45,7 +46,6 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from types import MethodType
-from typing import Callable, TypeVar
 
 #: bump when the layout of the pickled state changes in a way the source hash would not see
 FORMAT = 1
@@ -61,8 +61,6 @@ _OFF = {"off", "0", "no", "false"}
 MAX_FILES = 40
 #: a temporary file older than this is a leftover of a killed builder
 _STALE_TMP_SECONDS = 3600
-
-T = TypeVar("T")
 
 
 def enabled() -> bool:
