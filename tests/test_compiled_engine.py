@@ -154,7 +154,8 @@ class _Pack:
 
 def _compare(shapes: str, data: str):
     from reasoner.engines.compiled import compile_program
-    from reasoner.engines.compiled_run import Terms, run_program
+    from reasoner.engines.compiled_data import Terms
+    from reasoner.engines.compiled_run import run_program
     from reasoner.engines.shacl import ShapesRunner
 
     sg, dg = Graph().parse(data=shapes, format="turtle"), Graph().parse(data=data, format="turtle")

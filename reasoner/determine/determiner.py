@@ -90,7 +90,7 @@ class Determiner:
 
     def _compiled_terms(self):
         if self._terms is None:
-            from ..engines.compiled_run import Terms
+            from ..engines.compiled_data import Terms
 
             self._terms = Terms()
         return self._terms
