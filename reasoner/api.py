@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rdflib import Graph
 from rdflib.namespace import SKOS
 
+from . import warm
 from .case import Case, load_case
 from .determine import Determiner, build_case_graph
 from .determine.determiner import default_engine
-from .engines.shacl import ShapesReport
 from .errors import InputError
-from .kb import KnowledgeBase
+from .kb import KnowledgeBase, project_root
 from .model import Determination
 from .vocab import NR
+
+if TYPE_CHECKING:  # pySHACL is imported where a SHACL report is made, not by every caller
+    from .engines.shacl import ShapesReport
 
 
 class Reasoner:
@@ -31,12 +35,58 @@ class Reasoner:
     def __init__(self, kb: KnowledgeBase, engine: str | None = None):
         self.kb = kb
         self.determiner = Determiner(kb, engine or default_engine())
+        self._cache: tuple[Path, str] | None = None  # (folder, key) when loaded with the cache
+        self._warmed: set[str] = set()  # packs whose cached part is in place
 
     @classmethod
-    def load(cls, root: str | Path | None = None, engine: str | None = None) -> "Reasoner":
-        """`engine`: "compiled" or "pyshacl" (`reasoner/determine/determiner.py`); default the
-        environment's NECESSITY_ENGINE, else "compiled"."""
-        return cls(KnowledgeBase(Path(root) if root else None), engine)
+    def load(cls, root: str | Path | None = None, engine: str | None = None,
+             cache: bool = True) -> "Reasoner":
+        """The reasoner of a project folder (default: NECESSITY_HOME, else this checkout).
+
+        `engine`: "compiled" or "pyshacl" (`reasoner/determine/determiner.py`); default the
+        environment's NECESSITY_ENGINE, else "compiled".
+
+        With the disk cache (reasoner/cache.py; on unless `cache=False` or env
+        NECESSITY_CACHE=off) the knowledge base is read from it when it holds this exact
+        state, else built and stored there; each pack's part (for the engine that decides
+        under it) is read or built when the pack is first used (reasoner/warm.py). Without it,
+        everything is built when first used."""
+        from . import cache as disk_cache
+
+        folder = Path(root) if root else project_root()
+        if not (cache and disk_cache.enabled()):
+            return cls(KnowledgeBase(folder), engine)
+        try:
+            key = disk_cache.cache_key(folder)
+        except OSError:  # an unreadable file: the build reports it as it always did
+            return cls(KnowledgeBase(folder), engine)
+        path = disk_cache.cache_path(folder, key)
+        core = disk_cache.read(path, key)
+        if not warm.is_core(core):
+            core = warm.build_core(KnowledgeBase(folder))
+            disk_cache.write(path, key, core)
+        reasoner = cls(warm.install_core(core), engine)
+        reasoner._cache = (folder, key)
+        return reasoner
+
+    def _ready(self, policy_id: str) -> None:
+        """Warm the pack's part of the state from the disk cache, or build and store it
+        (only for a reasoner loaded with the cache; otherwise it is built as it is used)."""
+        if self._cache is None or policy_id in self._warmed or policy_id not in self.kb.packs:
+            return
+        from . import cache as disk_cache
+
+        self._warmed.add(policy_id)
+        folder, key = self._cache
+        path = disk_cache.cache_path(folder, key, section=f"{self.engine} {policy_id}")
+        shared = warm.shared_objects(self)
+        section = disk_cache.read(path, key, shared)
+        if isinstance(section, dict):
+            warm.apply_section(self, section)
+            return
+        section = warm.warm_pack(self, self.kb.packs[policy_id])
+        if section is not None:
+            disk_cache.write(path, key, section, shared)
 
     @property
     def engine(self) -> str:
@@ -46,6 +96,7 @@ class Reasoner:
         """policy id -> (the engine that decides under it, why pySHACL if it is pySHACL)."""
         out = {}
         for pid, pack in sorted(self.kb.packs.items()):
+            self._ready(pid)
             program = self.determiner.program(pack)
             out[pid] = (self.determiner.engine_for(pack), program.fallback)
         return out
@@ -78,6 +129,7 @@ class Reasoner:
         if not isinstance(case, Case):
             case = self.load_case(case)
         self._check_policy_covers(case, policy_id)
+        self._ready(policy_id)
         from .intake import dates  # partial dates: both completions decided and merged
 
         return dates.determine(self.determiner, case, policy_id, version)
@@ -160,6 +212,7 @@ class Reasoner:
     def validate(self, case: Case | str | Path, policy_id: str) -> ShapesReport:
         if not isinstance(case, Case):
             case = self.load_case(case)
+        self._ready(policy_id)
         _, report = self.determiner.validate(case, self.kb.pack(policy_id), report_graph=True)
         return report
 

@@ -18,7 +18,6 @@ from pathlib import Path
 
 from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.namespace import OWL, RDF, RDFS, SH, SKOS
-from rdflib.plugins.sparql import prepareQuery
 
 from .errors import InputError, KnowledgeError
 from .vocab import CODE_BASE, NR, PREFIXES, bind_prefixes
@@ -180,6 +179,8 @@ class KnowledgeBase:
     # ------------------------------------------------------------------ loading
 
     def _load_rules(self) -> list[tuple[Path, object]]:
+        from rdflib.plugins.sparql import prepareQuery  # SPARQL's grammar: only when parsing
+
         rules = []
         for path in sorted((self.root / "knowledge" / "rules").glob("*.rq")):
             text = path.read_text()

@@ -9,6 +9,9 @@ Two ways to validate, giving the same results (a test compares them on every cas
   every `sh:select` for every focus node; with the cache each SPARQL constraint is parsed once
   per process. pySHACL has no public hook for either, hence this module.
 
+pySHACL itself is imported by the functions that run it, not with this module: the compiled
+engine uses the result classes below without loading it.
+
 Results keep SHACL's structure (SHACL 3.6: focus node, source shape, value, severity, message):
 callers never parse report text.
 """
@@ -16,15 +19,13 @@ callers never parse report text.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyshacl
-from pyshacl.graph_abstraction import DataGraph
-from pyshacl.shapes_graph import ShapesGraph
-from pyshacl.validator import Validator
 from rdflib import Graph, URIRef
 from rdflib.namespace import RDF, SH
-from rdflib.plugins.sparql import prepareQuery
+
+if TYPE_CHECKING:
+    from pyshacl.shapes_graph import ShapesGraph
 
 _PREPARED: dict[str, Any] = {}
 
@@ -35,12 +36,33 @@ class PreparedQueryGraph(Graph):
     def query(self, query_object, processor="sparql", result="sparql", initNs=None,  # noqa: N803
               initBindings=None, use_store_provided=True, **kwargs):  # noqa: N803
         if isinstance(query_object, str) and not initNs:
-            prepared = _PREPARED.get(query_object)
-            if prepared is None:
-                prepared = _PREPARED[query_object] = prepareQuery(query_object)
-            query_object = prepared
+            query_object = prepared(query_object)
         return super().query(query_object, processor, result, initNs, initBindings,
                              use_store_provided, **kwargs)
+
+
+def prepared(text: str):
+    """`prepareQuery(text)`, once per process (and across processes in the disk cache,
+    reasoner/cache.py). Keyed with its PREFIX lines sorted: pySHACL writes them in the order
+    of a set, which changes with PYTHONHASHSEED, so the same query would miss the cache."""
+    key = _query_key(text)
+    query = _PREPARED.get(key)
+    if query is None:
+        from rdflib.plugins.sparql import prepareQuery
+
+        query = _PREPARED[key] = prepareQuery(text)
+    return query
+
+
+def _query_key(text: str) -> str:
+    lines = text.split("\n")
+    head = 0
+    while head < len(lines) and (lines[head].startswith("PREFIX ") or not lines[head].strip()):
+        head += 1
+    names = [line.split(":", 1)[0] for line in lines[:head] if line.strip()]
+    if len(names) != len(set(names)):  # a prefix declared twice: the order matters
+        return text
+    return "\n".join(sorted(lines[:head]) + lines[head:])
 
 
 @dataclass(frozen=True)
@@ -82,6 +104,9 @@ class ShapesRunner:
         self._shapes_graph: ShapesGraph | None = None
 
     def validate(self, data: Graph) -> ShapesReport:
+        from pyshacl.graph_abstraction import DataGraph
+        from pyshacl.validator import Validator
+
         data_graph = DataGraph.from_rdflib(data)
         validator = Validator(data_graph, shacl_graph=self.shapes, options=dict(_OPTIONS))
         if self._shapes_graph is None:
@@ -91,9 +116,27 @@ class ShapesRunner:
         conforms, report, text = validator.run()
         return _report(conforms, report, text)
 
+    def warm(self) -> None:
+        """Parse the shapes and prepare the query of every SPARQL-based constraint now, as
+        pySHACL will write it (SHACL 5.3.1: prefixes, then pre-bound `$this`), so that the
+        warmed state written to the disk cache holds them."""
+        from pyshacl.constraints.sparql.sparql_based_constraints import (
+            SPARQLBasedConstraint,
+        )
+
+        self.validate(PreparedQueryGraph())  # builds and keeps the parsed ShapesGraph
+        for shape in self._shapes_graph.shapes:
+            if (shape.node, SH.sparql, None) not in self.shapes:
+                continue
+            for helper in SPARQLBasedConstraint(shape).sparql_constraints:
+                _, text = helper.pre_bind_variables(shape.node)
+                prepared(helper.apply_prefixes(text))
+
 
 def validate_reference(data: Graph, shapes: Graph, inference: str = "none") -> ShapesReport:
     """pySHACL as documented, one call per case (the baseline the fast path is checked against)."""
+    import pyshacl
+
     conforms, report, text = pyshacl.validate(
         data, shacl_graph=shapes, inference=inference, advanced=False
     )
