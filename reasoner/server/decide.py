@@ -90,12 +90,18 @@ def from_determination(d) -> Verdicts:
                     d.notice, missing, (d.service or {}).get("code"))
 
 
-def from_record(record, iri: str) -> Verdicts:
-    """A stored decision record read back (the record names its policy in its IRI:
-    ``<DETERMINATION_BASE><case-id>/<policy-id>/<version>``)."""
+def from_record(record, iri: str, versions: dict | None = None) -> Verdicts:
+    """A stored decision record read back. Its policy version (`nr:underPolicyVersion`) is
+    named by `versions` (version IRI -> policy id, version, title); a version the knowledge
+    base no longer has is named by the record's IRI
+    (``<DETERMINATION_BASE><case-id>/<policy-id>/<version>``)."""
     det = URIRef(iri)
     parts = iri[len(DETERMINATION_BASE):].split("/")
     policy_id, version = (parts[1], parts[2]) if len(parts) >= 3 else ("", "")
+    title = policy_id
+    known = (versions or {}).get(str(record.value(det, NR.underPolicyVersion)))
+    if known is not None:
+        policy_id, version, title = known
     name = str(record.value(det, NR.outcome) or "").rsplit("#", 1)[-1].lower()
     outcome = name if name in ("approved", "denied", "pended") else "pended"
     crit = []
@@ -110,7 +116,7 @@ def from_record(record, iri: str) -> Verdicts:
 
     crit.sort(key=lambda c: reference_sort_key(c.ref))
     notice = record.value(det, RDFS.comment)
-    return Verdicts(iri, policy_id, version, policy_id, outcome, crit,
+    return Verdicts(iri, policy_id, version, title, outcome, crit,
                     str(notice) if notice is not None else None)
 
 
@@ -203,7 +209,10 @@ class Decider:
         rows = self.store.select_rows(
             f"SELECT DISTINCT ?g WHERE {{ GRAPH ?g {{ ?g a <{NR.Determination}> }} "
             f"FILTER(STRSTARTS(STR(?g), \"{prefix}\")) }} ORDER BY ?g")
-        return [from_record(self.store.record(r["g"]), r["g"]) for r in rows]
+        kb = self.pages.reasoner().kb
+        versions = {str(v.iri): (p.policy_id, v.version, p.title)
+                    for p in kb.packs.values() for v in p.versions}
+        return [from_record(self.store.record(r["g"]), r["g"], versions) for r in rows]
 
 
 class Refresher:
