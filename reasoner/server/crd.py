@@ -88,23 +88,24 @@ def _codes(value) -> set[str]:
     return out
 
 
-def _orders(data: dict, hook: str) -> list[dict]:
-    """The draft orders the hook is about: every entry of `context.draftOrders`; for
-    order-select only those named in `context.selections` (when it names any)."""
+def _orders(data: dict, hook: str) -> list[tuple[str | None, dict]]:
+    """(fullUrl, order) for the draft orders the hook is about: every entry of
+    `context.draftOrders`; for order-select only those named in `context.selections` (when it
+    names any)."""
     context = data["context"]
     draft = context["draftOrders"]
     if isinstance(draft, dict) and draft.get("resourceType") == "Bundle":
-        resources = [e.get("resource") for e in draft.get("entry") or [] if isinstance(e, dict)]
-    elif isinstance(draft, list):
-        resources = draft
+        found = [(e.get("fullUrl"), e.get("resource")) for e in draft.get("entry") or []
+                 if isinstance(e, dict)]
     else:
-        resources = [draft]
-    resources = [r for r in resources if isinstance(r, dict) and r.get("resourceType")]
+        found = [(None, r) for r in (draft if isinstance(draft, list) else [draft])]
+    found = [(u if isinstance(u, str) else None, r) for u, r in found
+             if isinstance(r, dict) and r.get("resourceType")]
     selections = context.get("selections")
     if hook == "order-select" and isinstance(selections, list) and selections:
         chosen = {s for s in selections if isinstance(s, str)}
-        resources = [r for r in resources if f"{r['resourceType']}/{r.get('id')}" in chosen]
-    return resources
+        found = [(u, r) for u, r in found if f"{r['resourceType']}/{r.get('id')}" in chosen]
+    return found
 
 
 def _prefetch_missing(data: dict) -> list[str]:
@@ -217,12 +218,12 @@ def answer(svc: Service, data: dict, hook: str, base: str):
         coverage = _coverage_ref(data)
         today = dt.datetime.now(dt.timezone.utc).date().isoformat()
         index_type = json.loads(MAPPING.read_text("utf-8"))["index_request"]["resourceType"]
-        for order in _orders(data, hook):
+        for full_url, order in _orders(data, hook):
             if order.get("resourceType") != index_type:
                 continue  # the packs decide requests of the index request's type only
             single = {**data, "context": {**data["context"], "draftOrders": {
                 "resourceType": "Bundle", "type": "collection", "entry": [
-                    {"fullUrl": f"{order['resourceType']}/{order.get('id', 'draft')}",
+                    {"fullUrl": full_url or f"{order['resourceType']}/{order.get('id', 'draft')}",
                      "resource": order}]}}}
             key = json.dumps({"order": order, "prefetch": data.get("prefetch"),
                               "patient": data["context"].get("patientId")},
