@@ -131,6 +131,7 @@ class Decider:
     def __init__(self, store, pages, on_stored=None, cache_size: int = 512):
         self.store, self.pages, self.on_stored = store, pages, on_stored
         self._cache: OrderedDict[str, list[Verdicts]] = OrderedDict()
+        self._versions: dict | None = None
         self.cache_size = cache_size
 
     # -- reading ------------------------------------------------------------------------
@@ -200,7 +201,21 @@ class Decider:
         return out
 
     # -- reading back -------------------------------------------------------------------
-    def stored(self, case_id: str) -> list[Verdicts]:
+    def versions(self, wait: float) -> dict:
+        """Policy version IRI -> (policy id, version, title), from the knowledge base (loaded
+        under the lock: the first call may find the start-up thread loading it)."""
+        if self._versions is None:
+            if not self.pages.lock.acquire(timeout=max(wait, 0.01)):
+                raise Busy("the reasoner is busy; try again")
+            try:
+                kb = self.pages.reasoner().kb
+                self._versions = {str(v.iri): (p.policy_id, v.version, p.title)
+                                  for p in kb.packs.values() for v in p.versions}
+            finally:
+                self.pages.lock.release()
+        return self._versions
+
+    def stored(self, case_id: str, wait: float) -> list[Verdicts]:
         """The stored records of a case id (its determinations under each pack), in IRI
         order; [] when none."""
         from ..store import safe_iri
@@ -209,9 +224,7 @@ class Decider:
         rows = self.store.select_rows(
             f"SELECT DISTINCT ?g WHERE {{ GRAPH ?g {{ ?g a <{NR.Determination}> }} "
             f"FILTER(STRSTARTS(STR(?g), \"{prefix}\")) }} ORDER BY ?g")
-        kb = self.pages.reasoner().kb
-        versions = {str(v.iri): (p.policy_id, v.version, p.title)
-                    for p in kb.packs.values() for v in p.versions}
+        versions = self.versions(wait) if rows else {}
         return [from_record(self.store.record(r["g"]), r["g"], versions) for r in rows]
 
 

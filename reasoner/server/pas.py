@@ -177,11 +177,11 @@ def routes(svc: Service) -> list[Route]:
         case_id = case_id_for("pas", key)
 
         def work(wait: float):
-            stored = svc.decider.stored(case_id)
+            stored = svc.decider.stored(case_id, wait)
             if stored:
                 return stored, False
             svc.decider.decide(bundle, case_id, wait)
-            return svc.decider.stored(case_id), True
+            return svc.decider.stored(case_id, wait), True
 
         try:
             decisions, new = await svc.run(work)
@@ -197,7 +197,7 @@ def routes(svc: Service) -> list[Route]:
         claim = the_claim(bundle, use=None)
         key, _ = claim_key(claim)
         case_id = case_id_for("pas", key)
-        decisions = await svc.run(lambda wait: svc.decider.stored(case_id))
+        decisions = await svc.run(lambda wait: svc.decider.stored(case_id, wait))
         if not decisions:
             raise BadRequest(404, "no decision is stored for this Claim identifier",
                              "not-found")
