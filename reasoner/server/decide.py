@@ -171,13 +171,15 @@ class Decider:
             if cache_key is not None and cache_key in self._cache:
                 return self._cache[cache_key]
             reasoner = self.pages.reasoner()
-            case = self.case(data, case_id)
             try:
+                case = self.case(data, case_id)
                 policies = reasoner.covering_policies(case)
             except InputError as exc:
-                if "no policy covers" in str(exc) or "no service code" in str(exc):
-                    raise NotCovered(str(exc)) from None
-                raise
+                # the caller sent a request, not a file: name it so
+                text = str(exc).replace(f"{case_id}.json", "request")
+                if "no policy covers" in text or "no service code" in text:
+                    raise NotCovered(text) from None
+                raise InputError(text) from None
             decisions = [reasoner.determine(case, pid) for pid in policies]
             records = [(d.iri, reasoner.record_graph(d, case)) for d in decisions]
             if len(records) == 1:
