@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 import json
 import urllib.parse
 import uuid
@@ -44,10 +45,16 @@ CRD = TABLE["crd"]
 SUMMARY_MAX = 140  # CDS Hooks 2.0 Card.summary: "<140-character summary"
 
 
-def prefetch_templates(mapping: dict | None = None) -> dict[str, str]:
+@functools.lru_cache(maxsize=1)
+def mapping_table() -> dict:
+    return json.loads(MAPPING.read_text("utf-8"))
+
+
+@functools.lru_cache(maxsize=1)
+def prefetch_templates() -> dict[str, str]:
     """Prefetch key -> FHIR query, one per resource type the mapping table's rules read
     (CDS Hooks 2.0 "Prefetch Template"), the patient read by id."""
-    table = mapping or json.loads(MAPPING.read_text("utf-8"))
+    table = mapping_table()
     types = sorted({r["resourceType"] for r in table["rules"]} | {"Coverage"})
     out = {}
     for rtype in types:
@@ -61,7 +68,7 @@ def prefetch_templates(mapping: dict | None = None) -> dict[str, str]:
 
 
 def discovery() -> dict:
-    prefetch = prefetch_templates()
+    prefetch = dict(prefetch_templates())
     return {"services": [{
         "hook": hook, "id": sid,
         "title": f"Coverage requirements ({hook})",
@@ -217,7 +224,7 @@ def answer(svc: Service, data: dict, hook: str, base: str):
         missing_keys = _prefetch_missing(data)
         coverage = _coverage_ref(data)
         today = dt.datetime.now(dt.timezone.utc).date().isoformat()
-        index_type = json.loads(MAPPING.read_text("utf-8"))["index_request"]["resourceType"]
+        index_type = mapping_table()["index_request"]["resourceType"]
         for full_url, order in _orders(data, hook):
             if order.get("resourceType") != index_type:
                 continue  # the packs decide requests of the index request's type only
