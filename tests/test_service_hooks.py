@@ -267,3 +267,33 @@ def test_unknown_service_is_404(server):
     r = httpx.post(url + "/cds-services/nothing", json={}, timeout=30, headers={
         "Authorization": f"Bearer {sign(ec_key, url + '/cds-services/nothing')}"})
     assert r.status_code == 404
+
+
+# -- the caller check without a server: configurations that accept nobody -------------------
+
+class _Request:
+    def __init__(self, auth: str | None):
+        self.headers = {"authorization": auth} if auth else {}
+
+
+def test_a_server_without_clients_or_tokens_refuses_with_403():
+    from reasoner.server.auth import Auth, AuthError
+
+    for check in (lambda a: a.require_cds(_Request("Bearer x.y.z"), "http://s/cds-services/a"),
+                  lambda a: a.require_bearer(_Request("Bearer x"), "http://s/fhir/Claim/$submit")):
+        with pytest.raises(AuthError) as refused:
+            check(Auth())
+        assert refused.value.status == 403
+
+
+def test_client_file_with_private_keys_or_urls_is_refused(tmp_path):
+    from reasoner.errors import InputError
+    from reasoner.server.auth import load_clients
+
+    path = tmp_path / "clients.json"
+    path.write_text(json.dumps({ISSUER: "https://ehr.example.org/jwks.json"}))
+    with pytest.raises(InputError, match="not fetched"):
+        load_clients(path)
+    path.write_text(json.dumps({ISSUER: {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}}))
+    with pytest.raises(InputError, match="private or symmetric"):
+        load_clients(path)
