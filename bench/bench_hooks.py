@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -125,6 +126,16 @@ async def _run(url: str, key, calls: int, clients: int, distinct: bool) -> tuple
     return times, errors
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of process `pid` and its threads so far (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
@@ -139,9 +150,12 @@ def measure(calls: int = 200, clients: int = 20, distinct: bool = False,
         try:
             if warm:
                 asyncio.run(_run(url, key, len(FIXTURES), 1, False))
+            server_cpu, client_cpu = cpu_seconds(proc.pid), time.process_time()
             started = time.perf_counter()
             times, errors = asyncio.run(_run(url, key, calls, clients, distinct))
             wall = time.perf_counter() - started
+            server_cpu = cpu_seconds(proc.pid) - server_cpu
+            client_cpu = time.process_time() - client_cpu
         finally:
             proc.terminate()
             try:
@@ -154,7 +168,10 @@ def measure(calls: int = 200, clients: int = 20, distinct: bool = False,
             "p95_ms": round(percentile(times, 0.95) * 1000, 1),
             "max_ms": round(max(times) * 1000, 1), "errors": len(errors),
             "error_samples": errors[:3], "wall_s": round(wall, 2),
-            "calls_per_s": round(calls / wall, 1)}
+            "calls_per_s": round(calls / wall, 1),
+            "server_cpu_ms_per_call": round(server_cpu / calls * 1000, 1),
+            "client_cpu_ms_per_call": round(client_cpu / calls * 1000, 1),
+            "load_average": round(os.getloadavg()[0], 2)}
 
 
 def main() -> None:
@@ -175,7 +192,9 @@ def main() -> None:
     print(f"order-sign: {result['calls']} calls from {result['clients']} clients ({kind}): "
           f"p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms, max {result['max_ms']} ms, "
           f"{result['errors']} error(s); {result['calls_per_s']} calls/s "
-          f"({result['wall_s']} s wall)")
+          f"({result['wall_s']} s wall); CPU per call: server {result['server_cpu_ms_per_call']} "
+          f"ms, bench clients {result['client_cpu_ms_per_call']} ms; load average "
+          f"{result['load_average']}")
 
 
 if __name__ == "__main__":
