@@ -114,6 +114,19 @@ def test_uncovered_order_gets_no_card_and_no_action(server):
     assert record_count(url) == before
 
 
+def test_each_draft_order_is_answered_on_its_own(server):
+    body = load("cases/realworld/crd-order-sign-64483/CRDServiceRequest-64483.json")
+    other = load("cases/realworld/crd-order-sign-mammography-oxygen/CRDServiceRequest.json")
+    covered = body["context"]["draftOrders"]["entry"]
+    uncovered = other["context"]["draftOrders"]["entry"]
+    body["context"]["draftOrders"]["entry"] = [*uncovered, *covered]
+    r = call(server, SIGN, body)
+    assert r.status_code == 200, r.text
+    actions = r.json()["systemActions"]
+    assert [a["resource"]["id"] for a in actions] == [covered[0]["resource"]["id"]]
+    assert len(r.json()["cards"]) == 1
+
+
 def test_missing_prefetch_pends_and_names_what_to_send(server, prefetch_keys):
     body = load("cases/realworld/crd-order-sign-64483-no-prefetch/"
                 "CRDServiceRequest-64483-no-prefetch.json")

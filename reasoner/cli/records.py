@@ -174,8 +174,11 @@ def serve(store_location, host, port, write_token, allow_hosts, allow_services, 
     mode = "read-write with token" if write_token else "read-only"
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     threading.Thread(target=server.app.state.pages.warm, daemon=True).start()
+    callers = (f"{len(settings.cds_clients)} CDS client(s), "
+               f"{len(settings.api_tokens)} API token(s)")
     click.echo(f"serving {store_location} ({mode}) at http://{shown}:{bound_port}/ "
-               f"(SPARQL endpoint /sparql); Ctrl-C stops", err=True)
+               f"(SPARQL endpoint /sparql; CRD /cds-services and PAS /fhir/Claim/$submit "
+               f"with {callers}); Ctrl-C stops", err=True)
     sys.stderr.flush()
     try:
         server.serve_forever()
