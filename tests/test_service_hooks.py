@@ -310,3 +310,38 @@ def test_client_file_with_private_keys_or_urls_is_refused(tmp_path):
     path.write_text(json.dumps({ISSUER: {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}}))
     with pytest.raises(InputError, match="private or symmetric"):
         load_clients(path)
+
+
+def test_a_decision_over_the_time_limit_is_busy_not_a_hang():
+    import threading
+    from types import SimpleNamespace
+
+    import anyio
+
+    from reasoner.server.decide import Busy
+    from reasoner.server.service import Service
+
+    release = threading.Event()
+    svc = Service(SimpleNamespace(decision_timeout=0.5), None, None, None)
+
+    def slow(wait):
+        assert wait == 0.5
+        release.wait(10)
+
+    # without the limit `slow` would return (after 10 s) and no Busy would be raised
+    with pytest.raises(Busy, match="longer than 0.5 s"):
+        anyio.run(svc.run, slow)
+    release.set()
+
+
+def test_serve_refuses_a_bad_client_file_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from reasoner.cli.app import main
+
+    bad = tmp_path / "clients.json"
+    bad.write_text(json.dumps({ISSUER: "https://ehr.example.org/jwks.json"}))
+    result = CliRunner().invoke(main, ["serve", "--store", str(tmp_path / "store"),
+                                       "--cds-clients", str(bad)])
+    assert result.exit_code == 2
+    assert "not fetched" in result.output and "Traceback" not in result.output
