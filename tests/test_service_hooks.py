@@ -114,6 +114,17 @@ def test_uncovered_order_gets_no_card_and_no_action(server):
     assert record_count(url) == before
 
 
+def test_the_same_request_for_an_uncovered_service_gets_nothing(server):
+    body = load("cases/realworld/crd-order-sign-64483/CRDServiceRequest-64483.json")
+    other = load("cases/realworld/crd-order-sign-mammography-oxygen/CRDServiceRequest.json")
+    uncovered = next(e["resource"] for e in other["context"]["draftOrders"]["entry"]
+                     if e["resource"]["resourceType"] == "ServiceRequest")
+    body["context"]["draftOrders"]["entry"][0]["resource"]["code"] = uncovered["code"]
+    r = call(server, SIGN, body)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"cards": [], "systemActions": []}
+
+
 def test_each_draft_order_is_answered_on_its_own(server):
     body = load("cases/realworld/crd-order-sign-64483/CRDServiceRequest-64483.json")
     other = load("cases/realworld/crd-order-sign-mammography-oxygen/CRDServiceRequest.json")
