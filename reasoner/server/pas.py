@@ -37,6 +37,8 @@ from .service import FHIR_JSON, BadRequest, Service, guarded, log
 PAS = TABLE["pas"]
 INQUIRY_RESPONSE_PROFILE = ("http://hl7.org/fhir/us/davinci-pas/StructureDefinition/"
                             "profile-pas-inquiry-response-bundle")
+INQUIRY_CLAIMRESPONSE_PROFILE = ("http://hl7.org/fhir/us/davinci-pas/StructureDefinition/"
+                                 "profile-claiminquiryresponse")
 ADJUDICATION = "http://terminology.hl7.org/CodeSystem/adjudication"
 
 
@@ -115,7 +117,8 @@ def notes(decisions: list[Verdicts], outcome: str) -> list[str]:
     return out
 
 
-def claim_response(claim: dict, decisions: list[Verdicts], case_id: str, now: str) -> dict:
+def claim_response(claim: dict, decisions: list[Verdicts], case_id: str, now: str,
+                   profile: str = PAS["claimresponse_profile"]) -> dict:
     outcome = combined([v.outcome for v in decisions])
     code = PAS["outcomes"][outcome]
     action = [{"url": PAS["review_action_code"], "valueCodeableConcept": {"coding": [
@@ -127,7 +130,7 @@ def claim_response(claim: dict, decisions: list[Verdicts], case_id: str, now: st
     _, ident = claim_key(claim)
     cr = {
         "resourceType": "ClaimResponse", "id": case_id,
-        "meta": {"profile": [PAS["claimresponse_profile"]]},
+        "meta": {"profile": [profile]},
         "identifier": [{"system": "urn:ietf:rfc:3986", "value": v.iri} for v in decisions],
         "status": "active",
         "type": claim.get("type") or {"coding": [{
@@ -153,9 +156,12 @@ def claim_response(claim: dict, decisions: list[Verdicts], case_id: str, now: st
 
 
 def response_bundle(request_bundle: dict, claim: dict, decisions: list[Verdicts], case_id: str,
-                    profile: str) -> dict:
+                    inquiry: bool = False) -> dict:
+    """The PAS response Bundle (or inquiry response Bundle) around the ClaimResponse."""
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
-    cr = claim_response(claim, decisions, case_id, now)
+    profile = INQUIRY_RESPONSE_PROFILE if inquiry else PAS["response_bundle_profile"]
+    cr = claim_response(claim, decisions, case_id, now, INQUIRY_CLAIMRESPONSE_PROFILE
+                        if inquiry else PAS["claimresponse_profile"])
     bundle = {"resourceType": "Bundle", "id": str(uuid.uuid4()),
               "meta": {"profile": [profile]}, "type": "collection", "timestamp": now,
               "entry": [{"fullUrl": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, case_id)}",
@@ -188,7 +194,7 @@ def routes(svc: Service) -> list[Route]:
         except NotCovered as exc:
             raise BadRequest(422, f"no policy of this payer decides the requested service "
                                   f"({exc}); nothing was stored", "not-supported") from None
-        body = response_bundle(bundle, claim, decisions, case_id, PAS["response_bundle_profile"])
+        body = response_bundle(bundle, claim, decisions, case_id)
         return JSONResponse(body, status_code=201 if new else 200, media_type=FHIR_JSON)
 
     async def inquire(request: Request):
@@ -201,7 +207,7 @@ def routes(svc: Service) -> list[Route]:
         if not decisions:
             raise BadRequest(404, "no decision is stored for this Claim identifier",
                              "not-found")
-        body = response_bundle(bundle, claim, decisions, case_id, INQUIRY_RESPONSE_PROFILE)
+        body = response_bundle(bundle, claim, decisions, case_id, inquiry=True)
         return JSONResponse(body, media_type=FHIR_JSON)
 
     async def submit_route(request: Request):
