@@ -304,6 +304,8 @@ def test_a_server_without_clients_or_tokens_refuses_with_403():
     from reasoner.server.auth import Auth, AuthError
 
     for check in (lambda a: a.require_cds(_Request("Bearer x.y.z"), "http://s/cds-services/a"),
+                  lambda a: a.require_cds(_Request(None), "http://s/cds-services/a"),
+                  lambda a: a.require_bearer(_Request(None), "http://s/fhir/Claim/$submit"),
                   lambda a: a.require_bearer(_Request("Bearer x"), "http://s/fhir/Claim/$submit")):
         with pytest.raises(AuthError) as refused:
             check(Auth())

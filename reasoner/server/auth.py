@@ -190,6 +190,8 @@ class Auth:
 
     def require_cds(self, request, audience: str) -> dict:
         """A CDS Hooks call: a verified client JWT whose aud is `audience`."""
+        if not self.clients:
+            raise AuthError(403, "this server has no CDS clients configured (--cds-clients)")
         return self.verify_jwt(self.bearer(request), audience)
 
     def require_bearer(self, request, audience: str) -> str:
