@@ -144,3 +144,123 @@ def ask_count(url: str) -> int:
     return int(r.json()["results"]["bindings"][0]["n"]["value"])
 
 
+
+
+# -- the payer's service (CRD hooks, PAS): client keys, signed tokens, payload shapes ---------
+
+ISSUER = "https://ehr.example.org"
+RSA_ISSUER = "https://other-ehr.example.org"
+API_TOKEN = "pas-token-0123456789abcdef"
+
+
+def client_keys(folder: Path):
+    """An EC P-384 client (ES384) and an RSA client (RS384), and the client file naming their
+    public keys (one inline, one as a JWK Set file beside it): (ec key, rsa key, file)."""
+    import json
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    ec_key = ec.generate_private_key(ec.SECP384R1())
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ec_pub = {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(ec_key.public_key())), "kid": "ec-1"}
+    rsa_pub = {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(rsa_key.public_key())),
+               "kid": "rsa-1"}
+    (folder / "other-jwks.json").write_text(json.dumps({"keys": [rsa_pub]}))
+    clients = folder / "clients.json"
+    clients.write_text(json.dumps({ISSUER: {"keys": [ec_pub]}, RSA_ISSUER: "other-jwks.json"}))
+    return ec_key, rsa_key, clients
+
+
+def sign(key, aud: str, *, iss: str = ISSUER, alg: str = "ES384", kid: str | None = "ec-1",
+         exp_in: float = 60, jti: str | None = None, **claims) -> str:
+    """A CDS Hooks 2.0 client JWT (iss, sub, aud, exp, iat, jti)."""
+    import time
+    import uuid
+
+    import jwt
+
+    now = int(time.time())
+    body = {"iss": iss, "sub": "test-client", "aud": aud, "exp": int(now + exp_in), "iat": now,
+            "jti": jti or str(uuid.uuid4()), **claims}
+    return jwt.encode(body, key, algorithm=alg, headers={"kid": kid} if kid else None)
+
+
+def _prefetch_key(rtype: str) -> str:
+    return "patient" if rtype == "Patient" else rtype[0].lower() + rtype[1:] + "s"
+
+
+def as_cds(bundle: dict, hook: str, keys: list[str]) -> dict:
+    """A record Bundle as a CDS Hooks request: its ServiceRequests with intent order as
+    `context.draftOrders`, everything else as prefetch searchset Bundles under the keys of the
+    discovery (`keys`; a key with no resource gets an empty searchset, as an EHR sends it)."""
+    import uuid
+
+    entries = bundle["entry"]
+    orders = [e for e in entries if e["resource"]["resourceType"] == "ServiceRequest"
+              and e["resource"].get("intent") in ("order", "original-order")]
+    patient = next(e for e in entries if e["resource"]["resourceType"] == "Patient")
+    prefetch = {k: {"resourceType": "Bundle", "type": "searchset", "entry": []} for k in keys}
+    for e in entries:
+        if e in orders:
+            continue
+        key = _prefetch_key(e["resource"]["resourceType"])
+        prefetch.setdefault(key, {"resourceType": "Bundle", "type": "searchset", "entry": []})
+        prefetch[key]["entry"].append(e)
+    pid = patient["resource"].get("id") or patient["fullUrl"].rsplit(":", 1)[-1]
+    return {"hookInstance": str(uuid.uuid4()), "hook": hook,
+            "context": {"userId": "Practitioner/example", "patientId": pid,
+                        "draftOrders": {"resourceType": "Bundle", "type": "collection",
+                                        "entry": orders}},
+            "prefetch": prefetch}
+
+
+def as_pas(bundle: dict, claim_value: str) -> dict:
+    """A record Bundle as a Da Vinci PAS request Bundle: a preauthorization Claim first, its
+    item the Bundle's ordered ServiceRequest (PAS extension-requestedService), an insurer."""
+    import uuid
+
+    entries = bundle["entry"]
+    patient = next(e for e in entries if e["resource"]["resourceType"] == "Patient")
+    order = next(e for e in entries if e["resource"]["resourceType"] == "ServiceRequest"
+                 and e["resource"].get("intent") in ("order", "original-order"))
+    org_url = f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, 'insurer')}"
+    claim = {
+        "resourceType": "Claim", "identifier": [{"system": "urn:example:claims",
+                                                 "value": claim_value}],
+        "status": "active",
+        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type",
+                             "code": "professional"}]},
+        "use": "preauthorization", "patient": {"reference": patient["fullUrl"]},
+        "created": "2026-03-30T09:00:00Z", "insurer": {"reference": org_url},
+        "provider": {"reference": org_url},
+        "priority": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/processpriority",
+                                 "code": "normal"}]},
+        "insurance": [{"sequence": 1, "focal": True, "coverage": {"display": "example coverage"}}],
+        "item": [{"sequence": 1, "productOrService": order["resource"]["code"], "extension": [{
+            "url": "http://hl7.org/fhir/us/davinci-pas/StructureDefinition/"
+                   "extension-requestedService",
+            "valueReference": {"reference": order["fullUrl"]}}]}],
+    }
+    return {"resourceType": "Bundle", "type": "collection",
+            "meta": {"profile": ["http://hl7.org/fhir/us/davinci-pas/StructureDefinition/"
+                                 "profile-pas-request-bundle"]},
+            "entry": [{"fullUrl": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, claim_value)}",
+                       "resource": claim}, *entries,
+                      {"fullUrl": org_url, "resource": {"resourceType": "Organization",
+                                                         "name": "Example payer"}}]}
+
+
+def record_count(url: str) -> int:
+    """Stored determinations, read from the live store (the list page), not a snapshot."""
+    r = httpx.get(f"{url}/determinations", timeout=60)
+    assert r.status_code == 200, r.text
+    return r.text.count("/determination?iri=")
+
+
+def service_server(folder: Path, *extra: str):
+    """`reasoner serve` with the CDS client file and a PAS token: (url, process, ec, rsa)."""
+    ec_key, rsa_key, clients = client_keys(folder)
+    url, proc, _ = start(folder / "store", "--cds-clients", str(clients), "--api-token",
+                         API_TOKEN, "--max-body-mb", "1", *extra)
+    return url, proc, ec_key, rsa_key

@@ -115,12 +115,28 @@ def batch(cases, policy_id, policy_version, store_location, workers, progress, v
               type=click.FloatRange(0.5, 600),
               help="Close a connection that sends no complete request head (or no body) in "
                    "this time; idle keep-alive connections close after half of it.")
+@click.option("--public-url", default=None, metavar="URL",
+              help="The service's public base URL (behind a proxy): the audience CDS client "
+                   "JWTs must name and the base of card links. Default: the URL requested.")
+@click.option("--cds-clients", "cds_clients", default=None, type=click.Path(dir_okay=False),
+              metavar="FILE", help="JSON file mapping each CDS client's iss to its JWK Set "
+                                   "(public keys): the clients allowed to call the CRD hooks "
+                                   "(docs/service.md). Without it the hooks refuse every call.")
+@click.option("--api-token", "api_tokens", multiple=True, metavar="TOKEN",
+              envvar="REASONER_API_TOKENS",
+              help="A bearer token PAS ($submit, $inquire) and DTR accept (repeatable; env "
+                   "REASONER_API_TOKENS, space-separated). CDS client JWTs are accepted too.")
+@click.option("--decision-timeout", default=30.0, show_default=True, metavar="SECONDS",
+              type=click.FloatRange(0.5, 3600),
+              help="Time limit of one hook call's or $submit's decisions (503 beyond it).")
 @guarded
 def serve(store_location, host, port, write_token, allow_hosts, allow_services, query_timeout,
           max_rows, max_result_mb, query_memory_mb, query_workers, queue_timeout, max_body_mb,
-          max_connections, idle_timeout):
-    """Serve the store: SPARQL 1.1 Protocol endpoint at /sparql, a query page at /, and a
-    page per determination at /determination?iri=... (limits and promises: docs/security.md)"""
+          max_connections, idle_timeout, public_url, cds_clients, api_tokens, decision_timeout):
+    """Serve the store: SPARQL 1.1 Protocol endpoint at /sparql, a query page at /, a page per
+    determination at /determination?iri=..., and the payer's service: CRD hooks at
+    /cds-services, PAS at /fhir/Claim/$submit and $inquire (docs/service.md; limits and
+    promises: docs/security.md)"""
     import threading
 
     from ..errors import InputError
@@ -136,9 +152,14 @@ def serve(store_location, host, port, write_token, allow_hosts, allow_services, 
                     max_bytes=max_result_mb * 1024 ** 2, memory=query_memory_mb * 1024 ** 2,
                     workers=query_workers, queue_timeout=queue_timeout,
                     allow_service=tuple(allow_services))
+    from ..server.auth import load_clients
+
     settings = Settings(hosts=LOOPBACK_HOSTS + tuple(h.lower() for h in allow_hosts),
                         limits=limits, max_body=max_body_mb * 1024 ** 2,
-                        body_timeout=idle_timeout)
+                        body_timeout=idle_timeout, public_url=public_url,
+                        decision_timeout=decision_timeout,
+                        cds_clients=load_clients(cds_clients) if cds_clients else {},
+                        api_tokens=tuple(t for given in api_tokens for t in given.split()))
     store = EmbeddedStore(store_location)
     try:
         server = make_server(store, host=host, port=port, write_token=write_token,
@@ -155,8 +176,11 @@ def serve(store_location, host, port, write_token, allow_hosts, allow_services, 
     mode = "read-write with token" if write_token else "read-only"
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     threading.Thread(target=server.app.state.pages.warm, daemon=True).start()
+    callers = (f"{len(settings.cds_clients)} CDS client(s), "
+               f"{len(settings.api_tokens)} API token(s)")
     click.echo(f"serving {store_location} ({mode}) at http://{shown}:{bound_port}/ "
-               f"(SPARQL endpoint /sparql); Ctrl-C stops", err=True)
+               f"(SPARQL endpoint /sparql; CRD /cds-services and PAS /fhir/Claim/$submit "
+               f"with {callers}); Ctrl-C stops", err=True)
     sys.stderr.flush()
     try:
         server.serve_forever()

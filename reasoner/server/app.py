@@ -14,6 +14,10 @@ Routes
   ``/?query=...&run=1`` opens with that query and runs it (not when the link came from another
   site).
 - ``GET /determinations``, ``GET /determination?iri=<determination IRI>``: the records' pages.
+- The payer's service (docs/service.md): ``GET /cds-services`` and ``POST /cds-services/{id}``
+  (Da Vinci CRD over CDS Hooks 2.0, `reasoner.server.crd`), ``POST /fhir/Claim/$submit`` and
+  ``$inquire`` (Da Vinci PAS, `reasoner.server.pas`); callers are checked by
+  `reasoner.server.auth` (CDS client JWTs, bearer tokens).
 """
 
 from __future__ import annotations
@@ -83,6 +87,10 @@ class Settings:
     body_timeout: float = 30.0        # seconds to receive a request body
     page_timeout: float = 15.0        # seconds a determination page waits for its letter
     root: Path | None = None          # project root of the knowledge base (pages)
+    public_url: str | None = None     # the service's public base URL (JWT aud, card links)
+    decision_timeout: float = 30.0    # seconds a hook or $submit waits for its decision
+    cds_clients: dict = field(default_factory=dict)   # iss -> public keys (auth.load_clients)
+    api_tokens: tuple[str, ...] = ()  # bearer tokens accepted by PAS and DTR
 
 
 class SecurityHeaders:
@@ -306,9 +314,27 @@ def make_app(store, settings: Settings | None = None) -> Starlette:
         context = await anyio.to_thread.run_sync(pages.context, loaded, d, letter, notes)
         return html("determination.html", **context)
 
+    from .auth import Auth
+    from .decide import Decider, Refresher
+    from .service import Service
+
+    refresher = Refresher(runner)
+    auth = Auth(settings.cds_clients, settings.api_tokens)
+    service = Service(settings, auth, Decider(store, pages, on_stored=refresher.mark),
+                      read_body)
+
+    async def refresh_loop():
+        while True:  # the SPARQL workers see the service's new records within seconds
+            await anyio.sleep(refresher.every)
+            if refresher.pending:
+                await anyio.to_thread.run_sync(refresher.tick)
+
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        yield
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(refresh_loop)
+            yield
+            tasks.cancel_scope.cancel()
         runner.close()
 
     routes = [
@@ -319,6 +345,7 @@ def make_app(store, settings: Settings | None = None) -> Starlette:
         Route("/index.html", query_page, methods=["GET", "HEAD"]),
         Route("/determinations", determinations, methods=["GET", "HEAD"]),
         Route("/determination", determination, methods=["GET", "HEAD"]),
+        *service_routes(service),
         Mount("/yasgui", StaticFiles(directory=str(WEB / "yasgui")), name="yasgui"),
         Mount("/static", StaticFiles(directory=str(WEB / "static")), name="static"),
     ]
@@ -328,4 +355,24 @@ def make_app(store, settings: Settings | None = None) -> Starlette:
         Middleware(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False),
     ], lifespan=lifespan)
     app.state.runner, app.state.pages, app.state.settings = runner, pages, settings
+    app.state.auth, app.state.service = auth, service
     return app
+
+
+def service_routes(service) -> list:
+    """The payer's endpoints: CRD, PAS and (when present) DTR."""
+    from . import crd, pas
+
+    routes = [*crd.routes(service), *pas.routes(service)]
+    # --- DTR mount point (issue 11 item 4, built on branch w-dtr) -----------------------
+    # `reasoner.server.dtr.routes(service)` returns its Starlette routes. Every DTR handler
+    # must call `reasoner.server.auth.require_bearer(request)` first (the PAS rule: an
+    # operator token or a CDS client JWT whose aud is the URL invoked) and may wrap itself in
+    # `reasoner.server.service.guarded` to answer refusals as OperationOutcomes.
+    import importlib.util
+
+    if importlib.util.find_spec(f"{__package__}.dtr") is not None:
+        from . import dtr
+
+        routes += dtr.routes(service)
+    return routes
