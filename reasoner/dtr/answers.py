@@ -29,6 +29,7 @@ from rdflib import Graph, Literal, URIRef
 from rdflib.namespace import DCTERMS, PROV, RDF, RDFS, XSD
 
 from ..case import Case
+from ..determine import build_case_graph
 from ..errors import InputError
 from ..model import Determination
 from ..vocab import CASE_BASE, NR, PREFIXES
@@ -42,7 +43,6 @@ READ_STATUSES = ("in-progress", "completed", "amended")
 ANSWER_ELEMENT = {"date": "valueDate", "dateTime": "valueDateTime", "decimal": "valueDecimal",
                   "integer": "valueInteger", "boolean": "valueBoolean", "string": "valueString",
                   "choice": "valueCoding", "quantity": "valueQuantity"}
-UCUM = "http://unitsofmeasure.org"
 MAX_BYTES = 1_000_000
 
 
@@ -109,8 +109,9 @@ def redecide(reasoner, case: Case, earlier: Determination, response: dict,
     merged = Graph()
     merged += case.graph
     merged += _source_document(doc, response, questionnaire, authored)
+    decided = build_case_graph(kb, case).data if answers else Graph()
     for question, values in answers:
-        merged += _record(question, values, case, doc, kb, source)
+        merged += _record(question, values, case, doc, kb, source, decided)
     revised = Case(case.id, merged, case.node, case.request, case.source, case.kind)
     from ..guard import check_case
 
@@ -266,8 +267,11 @@ def _part_value(part: Part, item: dict, link: str, source, born, authored):
             raise InputError(f"{day} is before the patient's birth ({born}): impossible",
                              source=source, place=place)
         return Literal(day.isoformat(), datatype=XSD.date)
+    unit = None
     if part.item_type == "quantity":
-        if value.get("system") != UCUM or value.get("code") not in {u.code for u in part.units}:
+        unit = next((u for u in part.units
+                     if value.get("system") == u.system and value.get("code") == u.code), None)
+        if unit is None:
             raise InputError(f"unit {value.get('system')}|{value.get('code')} is not one of "
                              f"the item's units", source=source, place=place)
         value = value.get("value")
@@ -284,6 +288,8 @@ def _part_value(part: Part, item: dict, link: str, source, born, authored):
                              place=place)
         if part.item_type == "integer":
             return Literal(int(number), datatype=XSD.integer)
+        if unit is not None:  # a quantity: its value and its unit concept (bound as <name>Unit)
+            return Literal(number, datatype=XSD.decimal), unit.concept
         return Literal(number, datatype=XSD.decimal)
     if part.item_type == "boolean":
         return Literal(bool(value), datatype=XSD.boolean)
@@ -321,10 +327,20 @@ def _source_document(doc: URIRef, response: dict, questionnaire: dict, authored)
 _PREFIX_LINES = "\n".join(f"PREFIX {k}: <{v}>" for k, v in sorted(PREFIXES.items()))
 
 
-def _record(question: Question, values: dict, case: Case, doc: URIRef, kb, source) -> Graph:
-    """The case facts `question`'s update adds for `values`."""
+def _record(question: Question, values: dict, case: Case, doc: URIRef, kb, source,
+            decided: Graph) -> Graph:
+    """The case facts `question`'s update adds for `values`. The update's WHERE sees the case
+    as it was decided (`decided`: facts, knowledge about their concepts, what the rules
+    inferred) plus the description of every concept answered; it adds case triples only."""
+    flat = {}
+    for name, value in values.items():
+        if isinstance(value, tuple):
+            flat[name], flat[f"{name}Unit"] = value
+        else:
+            flat[name] = value
+    values = flat
     scratch = Graph()
-    scratch += case.graph
+    scratch += decided
     for value in values.values():
         if isinstance(value, URIRef):
             for t in kb.concept_description(value):
@@ -337,8 +353,6 @@ def _record(question: Question, values: dict, case: Case, doc: URIRef, kb, sourc
         "patient": case.graph.value(case.node, NR.patient),
     }
     bindings.update(values)
-    if len(values) == 1 and "answer" not in values:
-        bindings["answer"] = next(iter(values.values()))
     scratch.update(_PREFIX_LINES + "\n" + question.update, initBindings=bindings)
     added = Graph()
     for t in set(scratch) - before:
