@@ -92,19 +92,21 @@ def test_answers_posted_back_re_decide_and_store_a_revision(stored, client):
     assert again.status_code == 409  # the revision is approved: nothing to ask
 
 
+QR = (b'{"resourceType": "QuestionnaireResponse", "status": "completed", "questionnaire": "Q", '
+      b'"item": [{"linkId": "x"}]}')
 REFUSED = [
-    ("no token", "get", None, {}, 401),
-    ("wrong token", "post", b"{}", {"Authorization": "Bearer nope"}, 401),
-    ("malformed JSON", "post", b"{", AUTH, 400),
-    ("unknown linkId", "post",
-     b'{"resourceType": "QuestionnaireResponse", "status": "completed", "questionnaire": "Q", '
-     b'"item": [{"linkId": "x"}]}', AUTH, 400),
-    ("oversized", "post", b" " * 1_000_001, AUTH, 413),
+    ("no token", "get", None, {}, 401, "a bearer token is required"),
+    ("wrong token", "post", b"{}", {"Authorization": "Bearer nope"}, 401, "bearer token"),
+    ("malformed JSON", "post", b"{", AUTH, 400, "request body:line 1 column 2: not JSON"),
+    ("another questionnaire", "post", QR, AUTH, 400,
+     "request body:QuestionnaireResponse.questionnaire: answers questionnaire Q, but"),
+    ("oversized", "post", b" " * 1_000_001, AUTH, 413, "over 1000000 bytes"),
 ]
 
 
-@pytest.mark.parametrize("what,method,body,headers,status", REFUSED, ids=[r[0] for r in REFUSED])
-def test_refusals_store_nothing(stored, client, what, method, body, headers, status):
+@pytest.mark.parametrize("what,method,body,headers,status,message", REFUSED,
+                         ids=[r[0] for r in REFUSED])
+def test_refusals_store_nothing(stored, client, what, method, body, headers, status, message):
     c, store = client
     _, pended, _ = stored
     path = f"/dtr/{ident(pended)}/questionnaire"
@@ -114,10 +116,23 @@ def test_refusals_store_nothing(stored, client, what, method, body, headers, sta
         res = c.post(path + "-response", content=body, headers=headers)
     assert res.status_code == status
     assert res.json()["resourceType"] == "OperationOutcome"
+    assert message in res.json()["issue"][0]["diagnostics"]
     if status == 401:
         assert res.headers["www-authenticate"].startswith("Bearer")
     assert len(store.records()) == 2 and store.select_rows(REVISIONS) == []
     assert len(REFUSED) == 5
+
+
+def test_an_unknown_link_id_is_refused_over_http(stored, client):
+    c, store = client
+    _, pended, _ = stored
+    q = c.get(f"/dtr/{ident(pended)}/questionnaire", headers=AUTH).json()
+    qr = onset_response(q) | {"item": [{"linkId": "x", "answer": [{"valueDate": "2025-12-01"}]}]}
+    res = c.post(f"/dtr/{ident(pended)}/questionnaire-response", json=qr, headers=AUTH)
+    assert res.status_code == 400
+    assert res.json()["issue"][0]["diagnostics"] == \
+        "request body:item 'x': unknown linkId: not an item of the questionnaire"
+    assert store.select_rows(REVISIONS) == []
 
 
 def test_not_found_and_not_pended(stored, client):

@@ -135,7 +135,7 @@ class QuestionBook:
         return self.by_condition.get(URIRef(shape), [])
 
 
-_BOOKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_BOOKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def question_book(kb) -> QuestionBook:

@@ -51,7 +51,7 @@ def stored_decision(kb, record: Graph, iri: str) -> StoredDecision:
     for s, p, o in record:
         if not str(s).startswith((DETERMINATION_BASE, POLICY_BASE, SOFTWARE_AGENT)):
             case_graph.add((s, p, o))
-    tail = iri[len(DETERMINATION_BASE):] if iri.startswith(DETERMINATION_BASE) else iri
+    tail = iri.removeprefix(DETERMINATION_BASE)
     case = case_from_graph(case_graph, source=f"record <{iri}>", kind="record",
                            default_id=tail.split("/", 1)[0])
     return StoredDecision(iri, case, pack.policy_id, version)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import threading
 import urllib.parse
-from typing import Callable
+from collections.abc import Callable
 
 import anyio
 from starlette.requests import Request
