@@ -153,7 +153,9 @@ def test_round_trip_against_a_real_server(stored, tmp_path):
     try:
         with httpx.Client(base_url=url, timeout=120) as http:
             assert http.get(f"/dtr/{ident(pended)}/questionnaire").status_code == 401
-            q = http.get(f"/dtr/{ident(pended)}/questionnaire", headers=AUTH).json()
+            got = http.get(f"/dtr/{ident(pended)}/questionnaire", headers=AUTH)
+            assert got.status_code == 200, got.text
+            q = got.json()
             assert [i["linkId"] for i in q["item"]] == ["pain-onset-date"]
             res = http.post(f"/dtr/{ident(pended)}/questionnaire-response",
                             json=onset_response(q, "2026-04-01"), headers=AUTH)

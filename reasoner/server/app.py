@@ -326,7 +326,7 @@ def make_app(store, settings: Settings | None = None) -> Starlette:
     # their answers; bearer token = the write token until the service's auth replaces it.
     from .dtr import routes as dtr_routes
     routes += dtr_routes(store, pages.reasoner, lambda request: settings.write_token is not None
-                         and authorized(request), after_store=runner.refresh)
+                         and authorized(request), after_store=runner.refresh, lock=pages.lock)
     hosts = sorted({h.lower() for h in settings.hosts})
     app = Starlette(routes=routes, middleware=[
         Middleware(SecurityHeaders),

@@ -42,15 +42,18 @@ def outcome(status: int, code: str, message: str) -> Response:
 
 
 def routes(store, reasoner, authorize: Callable[[Request], object],
-           after_store: Callable[[], None] | None = None) -> list[Route]:
+           after_store: Callable[[], None] | None = None,
+           lock: threading.Lock | None = None) -> list[Route]:
     """The DTR routes over `store` (a DecisionStore), deciding with `reasoner` (an api.Reasoner,
     or a function returning one, called on first use). `after_store` runs after a new record is
-    stored (e.g. to refresh the query workers' view of the store)."""
+    stored (e.g. to refresh the query workers' view of the store). `lock` is held while the
+    knowledge base is loaded or used: give the lock of whoever else uses the same reasoner (the
+    determination pages), since rdflib's SPARQL parser and graphs are not thread-safe."""
     from ..dtr.answers import parse_response, redecide
     from ..dtr.questionnaire import NotPended, build_questionnaire, dumps
     from ..dtr.records import determination_iri, stored_decision
 
-    lock = threading.Lock()
+    lock = lock or threading.Lock()
     loaded = []
 
     def get_reasoner():
