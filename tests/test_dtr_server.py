@@ -88,6 +88,10 @@ def test_answers_posted_back_re_decide_and_store_a_revision(stored, client):
     assert body["outcome"] == "approved" and body["revision_of"] == pended
     assert res.headers["location"].startswith("/determination?iri=")
     assert store.select_rows(REVISIONS) == [{"new": body["determination"], "old": pended}]
+    same = c.post(f"/dtr/{ident(pended)}/questionnaire-response", json=onset_response(q),
+                  headers=AUTH)
+    assert same.status_code == 201 and same.json() == body  # the same answers, the same record
+    assert len(store.records()) == 3
     again = c.get(f"/dtr/{ident(body['determination'])}/questionnaire", headers=AUTH)
     assert again.status_code == 409  # the revision is approved: nothing to ask
 
