@@ -23,6 +23,7 @@ COMMANDS = {
     "diff": "author",
     "batch": "records",
     "serve": "records",
+    "questionnaire": "dtr",
 }
 
 

@@ -38,8 +38,12 @@ LETTER_RULE = "=" * 78
 @click.option("--store", "store_location", default=None, metavar="PATH_OR_URL",
               help="Also write the decision record to this store (folder or SPARQL endpoint URL); "
                    "deciding again replaces it.")
+@click.option("--answers", default=None, metavar="QR.json",
+              help="A QuestionnaireResponse to the case's questionnaire (`reasoner "
+                   "questionnaire`): its answers become case facts and the case is decided "
+                   "again; the result names the determination it revises (docs/dtr.md).")
 @guarded
-def determine(case, policy_id, policy_version, fmt, output, engine, store_location):
+def determine(case, policy_id, policy_version, fmt, output, engine, store_location, answers):
     """Decide CASE (Turtle case file, FHIR R4 JSON, or a case folder) under a policy, or under
     every policy that covers its service code."""
     from ..errors import InputError
@@ -51,6 +55,10 @@ def determine(case, policy_id, policy_version, fmt, output, engine, store_locati
     r = _reasoner(engine)
     loaded = r.load_case(case)
     decided = r.determine_all(loaded, policy_id, policy_version)
+    if answers:
+        from ..dtr.answers import redecide_file
+
+        decided, loaded = redecide_file(r, loaded, decided, answers)
     if store_location:
         from ..store import open_store
 
@@ -65,7 +73,9 @@ def determine(case, policy_id, policy_version, fmt, output, engine, store_locati
             graph += determination_graph(d)
         text = graph.serialize(format="turtle")
     elif len(decided) == 1:
-        text = r.letter(decided[0])
+        from ..dtr.answers import revision_heading
+
+        text = revision_heading(decided[0]) + r.letter(decided[0])
     else:
         text = "\n".join(f"{LETTER_RULE}\nUnder policy {d.policy.id}\n{LETTER_RULE}\n\n"
                          f"{r.letter(d)}" for d in decided)

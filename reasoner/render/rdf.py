@@ -39,6 +39,10 @@ def determination_graph(d: Determination, case_graph: Graph | None = None,
     g.add((det, NR.underPolicyVersion, version))
     if d.version_selection:
         g.add((det, NR.versionSelection, Literal(d.version_selection)))
+    if getattr(d, "revision_of", None):  # re-decided with questionnaire answers (reasoner/dtr)
+        g.add((det, PROV.wasRevisionOf, URIRef(d.revision_of)))
+        if (getattr(d, "answers", None) or {}).get("response"):
+            g.add((det, NR.reDecidedWithAnswers, URIRef(d.answers["response"])))
     g.add((version, NR.versionOf, URIRef(d.policy.policy_iri)))
     g.add((det, NR.outcome, _OUTCOME[d.outcome]))
     g.add((det, NR.clinicianReviewRequired, Literal(d.clinician_review_required)))

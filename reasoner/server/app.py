@@ -349,6 +349,11 @@ def make_app(store, settings: Settings | None = None) -> Starlette:
         Mount("/yasgui", StaticFiles(directory=str(WEB / "yasgui")), name="yasgui"),
         Mount("/static", StaticFiles(directory=str(WEB / "static")), name="static"),
     ]
+    # DTR (reasoner/server/dtr.py, helper w-dtr): questionnaires of pended determinations and
+    # their answers; bearer token = the write token until the service's auth replaces it.
+    from .dtr import routes as dtr_routes
+    routes += dtr_routes(store, pages.reasoner, lambda request: settings.write_token is not None
+                         and authorized(request), after_store=runner.refresh, lock=pages.lock)
     hosts = sorted({h.lower() for h in settings.hosts})
     app = Starlette(routes=routes, middleware=[
         Middleware(SecurityHeaders),
