@@ -153,7 +153,7 @@ def test_round_trip_against_a_real_server(stored, tmp_path):
     location = tmp_path / "store"
     shutil.copytree(stored[0], location)
     _, pended, _ = stored
-    url, proc, _ = start(location, "--write-token", TOKEN)
+    url, proc, _ = start(location, "--api-token", TOKEN)
     try:
         with httpx.Client(base_url=url, timeout=120) as http:
             assert http.get(f"/dtr/{ident(pended)}/questionnaire").status_code == 401

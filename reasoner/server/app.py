@@ -349,11 +349,11 @@ def make_app(store, settings: Settings | None = None) -> Starlette:
         Mount("/yasgui", StaticFiles(directory=str(WEB / "yasgui")), name="yasgui"),
         Mount("/static", StaticFiles(directory=str(WEB / "static")), name="static"),
     ]
-    # DTR (reasoner/server/dtr.py, helper w-dtr): questionnaires of pended determinations and
-    # their answers; bearer token = the write token until the service's auth replaces it.
+    # DTR (reasoner/server/dtr.py): questionnaires of pended determinations and their answers,
+    # behind the same caller check as PAS (an operator token or a CDS client JWT).
     from .dtr import routes as dtr_routes
-    routes += dtr_routes(store, pages.reasoner, lambda request: settings.write_token is not None
-                         and authorized(request), after_store=runner.refresh, lock=pages.lock)
+    routes += dtr_routes(store, pages.reasoner, dtr_caller, after_store=runner.refresh,
+                         lock=pages.lock)
     hosts = sorted({h.lower() for h in settings.hosts})
     app = Starlette(routes=routes, middleware=[
         Middleware(SecurityHeaders),
@@ -364,20 +364,22 @@ def make_app(store, settings: Settings | None = None) -> Starlette:
     return app
 
 
+def dtr_caller(request):
+    """DTR's `authorize`: True for an accepted caller (`auth.require_bearer`, the PAS rule),
+    else the refusal as an OperationOutcome response."""
+    from .auth import AuthError, require_bearer
+    from .service import auth_refused
+
+    try:
+        require_bearer(request)
+    except AuthError as exc:
+        return auth_refused(exc)
+    return True
+
+
 def service_routes(service) -> list:
-    """The payer's endpoints: CRD, PAS and (when present) DTR."""
+    """The payer's endpoints: CRD and PAS (DTR's are added by `make_app`)."""
     from . import crd, pas
 
     routes = [*crd.routes(service), *pas.routes(service)]
-    # --- DTR mount point (issue 11 item 4, built on branch w-dtr) -----------------------
-    # `reasoner.server.dtr.routes(service)` returns its Starlette routes. Every DTR handler
-    # must call `reasoner.server.auth.require_bearer(request)` first (the PAS rule: an
-    # operator token or a CDS client JWT whose aud is the URL invoked) and may wrap itself in
-    # `reasoner.server.service.guarded` to answer refusals as OperationOutcomes.
-    import importlib.util
-
-    if importlib.util.find_spec(f"{__package__}.dtr") is not None:
-        from . import dtr
-
-        routes += dtr.routes(service)
     return routes
