@@ -20,6 +20,12 @@ from ..store import record_ntriples, safe_iri
 from .model import CaseResult, Inline
 
 _WORKER: dict = {}
+_LOADS: dict = {}  # knowledge-base loads in this process, kept when `_WORKER` is cleared
+
+
+def knowledge_loads() -> int:
+    """How many times this process loaded the knowledge base for a batch."""
+    return _LOADS.get("n", 0)
 
 OUTPUTS = ("store", "json")
 """What a worker returns per case: the record as N-Triples for a store, or the determination as
@@ -66,6 +72,8 @@ def _init_state(root: str | None, policy_id: str, version: str | None,
 
     reasoner = Reasoner.load(root)
     reasoner.kb.pack(policy_id)  # an unknown policy fails here, once
+    loads = _LOADS.get("n", 0) + 1  # how often this process loaded it (the cluster test)
+    _LOADS["n"] = loads
     _WORKER.update(reasoner=reasoner, policy=policy_id, version=version, root=root,
                    output=output)
 
