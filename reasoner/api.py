@@ -17,6 +17,7 @@ from rdflib.namespace import SKOS
 
 from .case import Case, load_case
 from .determine import Determiner, build_case_graph
+from .determine.determiner import default_engine
 from .engines.shacl import ShapesReport
 from .errors import InputError
 from .kb import KnowledgeBase
@@ -27,13 +28,27 @@ from .vocab import NR
 class Reasoner:
     """A loaded knowledge base and the state reused across cases."""
 
-    def __init__(self, kb: KnowledgeBase):
+    def __init__(self, kb: KnowledgeBase, engine: str | None = None):
         self.kb = kb
-        self.determiner = Determiner(kb)
+        self.determiner = Determiner(kb, engine or default_engine())
 
     @classmethod
-    def load(cls, root: str | Path | None = None) -> "Reasoner":
-        return cls(KnowledgeBase(Path(root) if root else None))
+    def load(cls, root: str | Path | None = None, engine: str | None = None) -> "Reasoner":
+        """`engine`: "compiled" or "pyshacl" (`reasoner/determine/determiner.py`); default the
+        environment's NECESSITY_ENGINE, else "compiled"."""
+        return cls(KnowledgeBase(Path(root) if root else None), engine)
+
+    @property
+    def engine(self) -> str:
+        return self.determiner.engine
+
+    def engines(self) -> dict[str, tuple[str, str | None]]:
+        """policy id -> (the engine that decides under it, why pySHACL if it is pySHACL)."""
+        out = {}
+        for pid, pack in sorted(self.kb.packs.items()):
+            program = self.determiner.program(pack)
+            out[pid] = (self.determiner.engine_for(pack), program.fallback)
+        return out
 
     def policies(self) -> list[dict]:
         """One row per pack version: id, title, version, period, criteria, the service codes
@@ -145,7 +160,7 @@ class Reasoner:
     def validate(self, case: Case | str | Path, policy_id: str) -> ShapesReport:
         if not isinstance(case, Case):
             case = self.load_case(case)
-        _, report = self.determiner.validate(case, self.kb.pack(policy_id))
+        _, report = self.determiner.validate(case, self.kb.pack(policy_id), report_graph=True)
         return report
 
     def precedence_notes(self, case: Case, policy_id: str, report: ShapesReport) -> list[str]:

@@ -25,7 +25,9 @@ What `check` looks at (docs/authoring.md, "What `reasoner check` checks"):
 5. every IRI in a project namespace (`nr:`, the code systems, `vs:`) used in shapes, cases and
    knowledge, in triples or in SPARQL text, is declared in the ontology, a code system or a value
    set (kind `undeclared-iri`: catches typos);
-6. the QC queries `qc/*.rq`, ROBOT-report style: each must return no rows (kind `qc/<name>`).
+6. the QC queries `qc/*.rq`, ROBOT-report style: each must return no rows (kind `qc/<name>`);
+7. which engine decides under each pack, the compiled one or pySHACL, and why (kind `engine`, a
+   note; `engines.py`).
 
 Line numbers: a problem about a node is placed at the first line of its file where the node is
 written as a subject (its prefixed name or `<IRI>` at the start of a line), else where it is first

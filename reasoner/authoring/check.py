@@ -16,6 +16,7 @@ from rdflib.namespace import RDF, RDFS
 from ..errors import InputError
 from ..vocab import NR, PREFIXES
 from .declared import check_declared
+from .engines import check_engines
 from .problems import (
     DCT_DATE,
     DCT_ISSUED,
@@ -66,6 +67,7 @@ def run_check(root: Path | str | None = None, paths: Iterable[str] | None = None
     problems += timed("criteria", check_criteria, project)
     problems += timed("declared", check_declared, project)
     problems += timed("qc", check_qc, project)
+    problems += timed("engines", check_engines, project)
     if selected is not None:
         problems = [p for p in problems if p.file is None and p.kind.startswith("reasoner")
                     or p.file is not None and any(_under(root / p.file, s) for s in selected)]

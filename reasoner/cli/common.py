@@ -113,16 +113,24 @@ def write_output(text: str, output: str | None) -> None:
         raise
 
 
-def _reasoner():
-    """The loaded knowledge base; kept for the life of the process (one per NECESSITY_HOME)."""
-    return _load_reasoner(os.environ.get("NECESSITY_HOME"))
+def _reasoner(engine: str | None = None):
+    """The loaded knowledge base; kept for the life of the process (one per NECESSITY_HOME and
+    engine)."""
+    return _load_reasoner(os.environ.get("NECESSITY_HOME"), engine)
 
 
 @functools.lru_cache(maxsize=4)
-def _load_reasoner(home: str | None):
+def _load_reasoner(home: str | None, engine: str | None = None):
     from ..api import Reasoner
 
-    return Reasoner.load(home)
+    return Reasoner.load(home, engine)
+
+
+engine_option = click.option(
+    "--engine", type=click.Choice(["compiled", "pyshacl"]), default=None,
+    help="Engine for rules, shapes and trace queries: compiled (pyoxigraph; the default) or "
+         "pyshacl (the reference). A pack using SHACL the compiled engine does not implement "
+         "runs on pySHACL either way (`reasoner check` says which).")
 
 
 policy_option = click.option("--policy", "policy_id", required=True, metavar="ID",

@@ -15,6 +15,7 @@ import click
 from .common import (
     EXIT_CODES_HELP,
     _reasoner,
+    engine_option,
     guarded,
     output_option,
     policy_version_option,
@@ -33,11 +34,12 @@ LETTER_RULE = "=" * 78
 @click.option("--format", "fmt", type=click.Choice(["letter", "json", "turtle"]), default="letter",
               show_default=True)
 @output_option
+@engine_option
 @click.option("--store", "store_location", default=None, metavar="PATH_OR_URL",
               help="Also write the decision record to this store (folder or SPARQL endpoint URL); "
                    "deciding again replaces it.")
 @guarded
-def determine(case, policy_id, policy_version, fmt, output, store_location):
+def determine(case, policy_id, policy_version, fmt, output, engine, store_location):
     """Decide CASE (Turtle case file, FHIR R4 JSON, or a case folder) under a policy, or under
     every policy that covers its service code."""
     from ..errors import InputError
@@ -46,7 +48,7 @@ def determine(case, policy_id, policy_version, fmt, output, store_location):
 
     if policy_version and not policy_id:
         raise InputError("--policy-version needs --policy (a version belongs to one policy)")
-    r = _reasoner()
+    r = _reasoner(engine)
     loaded = r.load_case(case)
     decided = r.determine_all(loaded, policy_id, policy_version)
     if store_location:
@@ -75,12 +77,13 @@ def determine(case, policy_id, policy_version, fmt, output, store_location):
 @routed_policy_option
 @click.option("--format", "fmt", type=click.Choice(["text", "turtle"]), default="text",
               show_default=True)
+@engine_option
 @guarded
-def validate(case, policy_id, fmt):
+def validate(case, policy_id, fmt, engine):
     """Print the SHACL validation report of CASE against a policy pack, or against every pack
     that covers its service code (exit 1 if one does not conform). Where conditions of two
     kinds held for one criterion, a note says which decides its verdict and why."""
-    r = _reasoner()
+    r = _reasoner(engine)
     loaded = r.load_case(case)
     policy_ids = [policy_id] if policy_id else r.covering_policies(loaded)
     conforms = True

@@ -8,7 +8,8 @@ import sys
 
 import click
 
-from .common import EXIT_CODES_HELP, guarded, policy_option, policy_version_option, progress_lines
+from .common import (EXIT_CODES_HELP, engine_option, guarded, policy_option,
+                     policy_version_option, progress_lines)
 
 
 @click.command(epilog=EXIT_CODES_HELP)
@@ -39,9 +40,10 @@ from .common import EXIT_CODES_HELP, guarded, policy_option, policy_version_opti
               show_default=True, metavar="SECONDS",
               help="Time limit per case: a case over it fails alone (named in the summary), "
                    "its worker is replaced, and the batch goes on. 0: no limit.")
+@engine_option
 @guarded
 def batch(cases, policy_id, policy_version, store_location, out, workers, block_size, cluster,
-          progress, verbose, case_timeout):
+          progress, verbose, case_timeout, engine):
     """Decide every case in CASES under a policy and store each decision record in the store,
     one named graph per determination (deciding a case again replaces its record), or write
     the determinations to --out. CASES: case files, case folders, folders of case folders,
@@ -54,6 +56,10 @@ def batch(cases, policy_id, policy_version, store_location, out, workers, block_
     from ..errors import InputError, redact
     from ..store import open_store
 
+    if engine:  # the workers' Reasoner.load reads it (reasoner/determine/determiner.py)
+        import os
+
+        os.environ["NECESSITY_ENGINE"] = engine
     if (store_location is None) == (out is None):
         raise InputError("give one of --store or --out")
     check_inputs(cases)

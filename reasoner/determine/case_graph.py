@@ -17,10 +17,34 @@ from ..vocab import CODE_BASE
 
 @dataclass
 class CaseGraph:
-    """The per-case graph pySHACL validates, and the part of it that rules inferred."""
+    """The per-case graph the shapes validate, and the part of it that rules inferred.
+
+    On the compiled engine (`reasoner/engines/compiled_run.py`) `data` and `inferred` are
+    `CaseIndex`es (the read-only Graph API the determination uses) and `trace_rows` holds each
+    criterion's trace-query rows, computed with the shapes; on pySHACL they are rdflib Graphs and
+    the trace queries run on `data` when the facts are traced."""
 
     data: Graph
     inferred: Graph
+    trace_rows: dict | None = None
+
+
+def case_chunks(kb: KnowledgeBase, case: Case):
+    """The per-case graph before inference, in the order both engines add it, as (key, triples)
+    chunks: the case triples, the type closure of its classes, the knowledge about each concept
+    it uses (a concept and its ancestors, docs/architecture.md "The per-case graph"), the
+    value-set definitions. `key` is None for the case's own chunks, else it names a chunk of the
+    knowledge base that is the same for every case (the compiled engine converts those once)."""
+    yield None, case.graph
+    closure = []
+    for subject, cls in case.graph.subject_objects(RDF.type):
+        for sup in kb.superclasses(cls):
+            closure.append((subject, RDF.type, sup))
+    yield None, closure
+    for concept in {o for o in case.graph.objects() if isinstance(o, URIRef)}:
+        if str(concept).startswith(CODE_BASE):
+            yield ("concept", concept), kb.concept_description(concept)
+    yield ("value-sets",), kb.value_set_triples
 
 
 def build_case_graph(kb: KnowledgeBase, case: Case, checked: bool = False) -> CaseGraph:
@@ -32,17 +56,9 @@ def build_case_graph(kb: KnowledgeBase, case: Case, checked: bool = False) -> Ca
     if not checked:
         check_case(kb, case)
     data = PreparedQueryGraph()
-    for triple in case.graph:
-        data.add(triple)
-    for subject, cls in case.graph.subject_objects(RDF.type):
-        for sup in kb.superclasses(cls):
-            data.add((subject, RDF.type, sup))
-    for concept in {o for o in case.graph.objects() if isinstance(o, URIRef)}:
-        if str(concept).startswith(CODE_BASE):
-            for triple in kb.concept_description(concept):
-                data.add(triple)
-    for triple in kb.value_set_triples:
-        data.add(triple)
+    for _, triples in case_chunks(kb, case):
+        for triple in triples:
+            data.add(triple)
     inferred = Graph()
     for path, rule in kb.rules:
         try:

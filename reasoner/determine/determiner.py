@@ -3,6 +3,7 @@ in order; `assemble` turns a SHACL report into a `Determination`."""
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from urllib.parse import quote
 
@@ -10,6 +11,7 @@ from rdflib import URIRef
 from rdflib.namespace import RDFS
 
 from ..case import Case
+from ..engines.compiled import Program, compile_pack
 from ..engines.shacl import ShapesReport, ShapesRunner
 from ..guard import check_case
 from ..kb import KnowledgeBase, PolicyPack, PolicyVersion, as_date
@@ -25,21 +27,72 @@ from ..model import (
 )
 from ..vocab import DETERMINATION_BASE, NR
 from . import summary, verdicts
-from .case_graph import CaseGraph, build_case_graph
+from .case_graph import CaseGraph, build_case_graph, case_chunks
 from .citations import Citations
 from .facts import FactTracer
 from .text import local_name, str_or_none
 
 
+#: the engines a Determiner runs shapes with; the first is the default
+ENGINES = ("compiled", "pyshacl")
+
+
+def default_engine() -> str:
+    """The engine when none is named: NECESSITY_ENGINE if set (so that worker processes of a
+    batch inherit the choice), else "compiled"."""
+    return os.environ.get("NECESSITY_ENGINE") or ENGINES[0]
+
+
 class Determiner:
     """Decides cases under the packs of one knowledge base; state is built once and reused
-    (parsed shapes per pack, prepared trace queries, resolved citations)."""
+    (compiled programs or parsed shapes per pack, prepared trace queries, resolved citations).
 
-    def __init__(self, kb: KnowledgeBase):
+    `engine`: "compiled" (default: rules, shapes and trace queries in pyoxigraph,
+    `reasoner/engines/compiled.py`) or "pyshacl" (the reference engine). A pack whose `Program`
+    has a `fallback` reason runs on pySHACL whatever the engine. The compiled state is plain data:
+    `programs` maps each policy id to its `Program` (strings only, picklable); `warm()` fills it
+    for every pack. Everything else the compiled engine keeps (`terms`: pyoxigraph terms of the
+    knowledge) is rebuilt on first use."""
+
+    def __init__(self, kb: KnowledgeBase, engine: str = "compiled"):
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r} (known: {', '.join(ENGINES)})")
         self.kb = kb
+        self.engine = engine
+        self.programs: dict[str, Program] = {}
+        self._terms = None
         self._runners: dict[str, ShapesRunner] = {}
         self.facts = FactTracer(kb)
         self.citations = Citations(kb)
+
+    def program(self, pack: PolicyPack) -> Program:
+        """The pack's compiled Program (compiled on first use)."""
+        program = self.programs.get(pack.policy_id)
+        if program is None:
+            program = self.programs[pack.policy_id] = compile_pack(self.kb, pack)
+        return program
+
+    def engine_for(self, pack: PolicyPack) -> str:
+        """The engine that decides under `pack`: pySHACL if asked for or if the pack uses SHACL
+        the compiled engine does not implement (`Program.fallback`), else the compiled one."""
+        if self.engine == "pyshacl" or self.program(pack).fallback:
+            return "pyshacl"
+        return "compiled"
+
+    def warm(self) -> "Determiner":
+        """Compile every pack now (and the knowledge's pyoxigraph terms), not on first use."""
+        for pack in self.kb.packs.values():
+            self.program(pack)
+        if self.engine == "compiled":
+            self._compiled_terms()
+        return self
+
+    def _compiled_terms(self):
+        if self._terms is None:
+            from ..engines.compiled_run import Terms
+
+            self._terms = Terms()
+        return self._terms
 
     def determine(self, case: Case, policy_id: str, version: str | None = None) -> Determination:
         """Decide `case` under the pack `policy_id`: the version named, else the one in force
@@ -57,12 +110,23 @@ class Determiner:
             runner = self._runners[pack.policy_id] = ShapesRunner(pack.graph)
         return runner
 
-    def validate(self, case: Case, pack: PolicyPack,
-                 checked: bool = False) -> tuple[CaseGraph, ShapesReport]:
+    def validate(self, case: Case, pack: PolicyPack, checked: bool = False,
+                 report_graph: bool = False) -> tuple[CaseGraph, ShapesReport]:
         """Steps 1 and 2: the per-case graph, and the pack's SHACL report on it (`checked`: the
-        guard already ran on this case, as in `determine`)."""
-        case_graph = build_case_graph(self.kb, case, checked=checked)
-        return case_graph, self.runner(pack).validate(case_graph.data)
+        guard already ran on this case, as in `determine`; `report_graph`: the compiled engine
+        also writes the report as RDF, which pySHACL always does)."""
+        if self.engine_for(pack) == "pyshacl":
+            case_graph = build_case_graph(self.kb, case, checked=checked)
+            return case_graph, self.runner(pack).validate(case_graph.data)
+        from ..engines import compiled_run
+
+        if not checked:
+            check_case(self.kb, case)
+        run = compiled_run.run_program(self.program(pack), case_chunks(self.kb, case),
+                                       self._compiled_terms(), case.request)
+        if report_graph:
+            run.report.graph = compiled_run.report_graph(run.report)
+        return CaseGraph(run.data, run.inferred, run.trace_rows), run.report
 
     def assemble(self, case: Case, pack: PolicyPack, version: PolicyVersion, cg: CaseGraph,
                  report: ShapesReport, requested: date | None,

@@ -39,6 +39,24 @@ class FactTracer:
         text = pack.graph.value(criterion, NR.traceQuery)
         if text is None:
             return []
+        if cg.trace_rows is not None:  # the compiled engine ran the trace queries
+            rows = cg.trace_rows.get(str(criterion), [])
+        else:
+            rows = [(row.get("fact"), row.get("inference"))
+                    for row in cg.data.query(self.query(pack, criterion, text),
+                                             initBindings={"this": case.request})]
+        facts: dict[str, Fact] = {}
+        for fact, inference in rows:
+            if fact is None:
+                continue
+            described = self.describe(fact, cg, pack, inference)
+            prior = facts.get(described.iri)
+            if prior is None or (described.inferred and not prior.inferred):
+                facts[described.iri] = described
+        return list(facts.values())
+
+    def query(self, pack: PolicyPack, criterion, text):
+        """The criterion's trace query, prepared once per pack and text."""
         key = f"{pack.policy_id}\n{text}"
         query = self._queries.get(key)
         if query is None:
@@ -48,17 +66,7 @@ class FactTracer:
                 raise KnowledgeError(f"bad nr:traceQuery on <{criterion}>: {exc}",
                                      source=str(pack.folder)) from None
             self._queries[key] = query
-        facts: dict[str, Fact] = {}
-        for row in cg.data.query(query, initBindings={"this": case.request}):
-            fact = row.get("fact") if hasattr(row, "get") else row[0]
-            if fact is None:
-                continue
-            inference = row.get("inference") if hasattr(row, "get") else None
-            described = self.describe(fact, cg, pack, inference)
-            prior = facts.get(described.iri)
-            if prior is None or (described.inferred and not prior.inferred):
-                facts[described.iri] = described
-        return list(facts.values())
+        return query
 
     def describe(self, node, cg: CaseGraph, pack: PolicyPack | None = None,
                  inference=None) -> Fact:
