@@ -65,11 +65,18 @@ def kb_digest(file_hashes: dict[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _worker_state(root, policy_id, version, output) -> str:
-    """On a worker: the state (built once per process) and its knowledge base's digest."""
+def _worker_state(root, policy_id, version, output, engine=None) -> str:
+    """On a worker: the state (built once per process) and its knowledge base's digest.
+    `engine`: the client's NECESSITY_ENGINE (`--engine`), which a worker started elsewhere
+    does not inherit."""
+    import os
+
     from .state import _WORKER, _init_state
 
     with _LOCK:
+        if engine and os.environ.get("NECESSITY_ENGINE") != engine:
+            os.environ["NECESSITY_ENGINE"] = engine
+            _WORKER.clear()  # loaded with another engine: load again
         if _WORKER.get("reasoner") is None or _WORKER.get("root") != root \
                 or (_WORKER.get("policy"), _WORKER.get("version"), _WORKER.get("output")) \
                 != (policy_id, version, output):
@@ -77,11 +84,11 @@ def _worker_state(root, policy_id, version, output) -> str:
         return kb_digest(_WORKER["reasoner"].kb.file_hashes)
 
 
-def _run_block(items, root, policy_id, version, output, digest) -> list[CaseResult]:
+def _run_block(items, root, policy_id, version, output, digest, engine=None) -> list:
     """A task: decide one block on a worker."""
     from .state import decide_block
 
-    if _worker_state(root, policy_id, version, output) != digest:
+    if _worker_state(root, policy_id, version, output, engine) != digest:
         raise KnowledgeError("this worker's knowledge base differs from the client's (other "
                              "files; see docs/cluster.md)")
     with _LOCK:
@@ -112,12 +119,15 @@ def run_on_cluster(client, blocks: Iterable[list], emit: Callable[[CaseResult], 
                    window: int | None = None) -> int:
     """Decide the blocks on the cluster; `emit` each result in input order. Returns how many
     blocks were sent (a block sent again one case per task counts once)."""
+    import os
+
     from distributed import wait
 
     from .state import _WORKER
 
+    engine = os.environ.get("NECESSITY_ENGINE")
     mine = kb_digest(_WORKER["reasoner"].kb.file_hashes)
-    theirs = client.run(_worker_state, root, policy_id, version, output)
+    theirs = client.run(_worker_state, root, policy_id, version, output, engine)
     other = sorted(addr for addr, digest in theirs.items() if digest != mine)
     if other:
         raise KnowledgeError(f"the knowledge base of worker(s) {', '.join(other)} differs from "
@@ -129,7 +139,7 @@ def run_on_cluster(client, blocks: Iterable[list], emit: Callable[[CaseResult], 
 
     def submit(items, one_each: bool = False):
         groups = [[i] for i in items] if one_each else [items]
-        return [client.submit(_run_block, g, root, policy_id, version, output, mine,
+        return [client.submit(_run_block, g, root, policy_id, version, output, mine, engine,
                               pure=False) for g in groups]
 
     while True:
