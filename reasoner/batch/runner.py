@@ -78,7 +78,6 @@ def run_batch(paths: Iterable, policy_id: str, store, *, version: str | None = N
     start = time.perf_counter()
     func = decide or pkg.decide_one
     in_flight: deque = deque()
-    done_count = [0]
 
     def handle(result: CaseResult) -> None:
         if known is None:
@@ -95,7 +94,6 @@ def run_batch(paths: Iterable, policy_id: str, store, *, version: str | None = N
                 raise _StoreFailed(result.path) from None
             summary.written += 1
             summary.outcomes[result.outcome] += 1
-        done_count[0] += 1
         if progress:
             progress(result)
 
