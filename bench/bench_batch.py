@@ -14,7 +14,8 @@ Reports, same cases for every figure:
 * cases/s on a Dask LocalCluster of 2 worker processes (after a warm-up block that loads the
   knowledge base on each worker);
 * peak resident memory of the whole process tree (the batch process and its workers, sampled
-  every 0.2 s from /proc) at `--rss-small` and at `--rss-large` cases (default 1,000 and
+  every 0.2 s from /proc: the sum of RSS, and of PSS, which counts the pages forked workers
+  share once) at `--rss-small` and at `--rss-large` cases (default 1,000 and
   100,000; 0 skips the large run, which takes long), each run in a fresh process.
 
     python bench/bench_batch.py                        # everything, 100,000-case RSS run included
@@ -80,8 +81,10 @@ def _batch(items, workers: int | None, block_size: int, cluster=None) -> dict:
             "cases_per_s": round(summary.rate, 1), "lines": lines}
 
 
-def _tree_rss(root_pid: int) -> int:
-    """Resident memory (bytes) of a process and all its descendants, from /proc."""
+def _tree_memory(root_pid: int) -> tuple[int, int]:
+    """Resident memory (bytes) of a process and all its descendants, from /proc: the sum of
+    their RSS (pages shared by forked workers counted in each), and the sum of their PSS
+    (shared pages divided among the processes sharing them)."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     for entry in os.listdir("/proc"):
@@ -95,12 +98,24 @@ def _tree_rss(root_pid: int) -> int:
             continue
         children.setdefault(ppid, []).append(int(entry))
         rss[int(entry)] = pages * os.sysconf("SC_PAGE_SIZE")
-    total, todo = 0, [root_pid]
+    total, pss, todo = 0, 0, [root_pid]
     while todo:
         pid = todo.pop()
         total += rss.get(pid, 0)
+        pss += _pss(pid)
         todo.extend(children.get(pid, []))
-    return total
+    return total, pss
+
+
+def _pss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def peak_rss(n: int, block_size: int, distinct: int, workers: int = 2) -> dict:
@@ -108,15 +123,17 @@ def peak_rss(n: int, block_size: int, distinct: int, workers: int = 2) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(n), "--block-size",
            str(block_size), "--distinct", str(distinct), "--workers", str(workers)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    peak = 0
+    peak = peak_pss = 0
     while proc.poll() is None:
-        peak = max(peak, _tree_rss(proc.pid))
+        rss, pss = _tree_memory(proc.pid)
+        peak, peak_pss = max(peak, rss), max(peak_pss, pss)
         time.sleep(0.2)
     out = proc.stdout.read()
     if proc.returncode:
         raise SystemExit(f"the {n}-case run failed (exit {proc.returncode})")
     result = json.loads(out.strip().splitlines()[-1])
     result["peak_rss_mb"] = round(peak / 2 ** 20, 1)
+    result["peak_pss_mb"] = round(peak_pss / 2 ** 20, 1)
     return result
 
 
@@ -189,7 +206,7 @@ def main() -> int:
         if key in result:
             r = result[key]
             print(f"  peak RSS at {r['cases']:>7} cases: {r['peak_rss_mb']:.1f} MB "
-                  f"({r['cases_per_s']:.1f} cases/s)")
+                  f"(PSS {r['peak_pss_mb']:.1f} MB; {r['cases_per_s']:.1f} cases/s)")
     if "rss_large_vs_small" in result:
         print(f"  peak RSS large / small  {result['rss_large_vs_small']:.3f}")
     return 0

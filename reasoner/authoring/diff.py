@@ -208,7 +208,8 @@ def run_diff_batch(reasoner, cases: Callable[[], Iterable], from_ref: str, to_re
     every core, or on a Dask cluster (`cluster`, a `distributed.Client`), once under each side.
     `cases()` gives the cases afresh for each side: paths, or `Inline` cases such as the ones
     recorded in a store (`reasoner.batch.sources.store_cases`). A case that cannot be decided
-    is bad input (InputError naming it), as in `run_diff`."""
+    is bad input (InputError naming it), as in `run_diff`. `progress(done, total)` is called
+    after each case is compared (decided under both sides)."""
     from ..batch import DEFAULT_BLOCK_SIZE, DEFAULT_CASE_TIMEOUT, run_batch
 
     kb = reasoner.kb
@@ -222,12 +223,19 @@ def run_diff_batch(reasoner, cases: Callable[[], Iterable], from_ref: str, to_re
 
     if _WORKER.get("reasoner") is None:  # the batch reuses this knowledge base, loaded once
         _WORKER.update(reasoner=reasoner, root=str(kb.root))
-    sides = []
+    sides: list[list] = []
+
+    def compared(_result) -> None:  # a case is compared once decided under the second side
+        if progress and len(sides) == 1:
+            compared.done += 1
+            progress(compared.done, len(sides[0]))
+
+    compared.done = 0
     for policy, version in ((p1, v1), (p2, v2)):
         sink = _Collect()
         summary = run_batch(cases(), policy, sink, version=version, workers=workers,
                             root=str(kb.root), block_size=block_size or DEFAULT_BLOCK_SIZE,
-                            cluster=cluster, progress=progress,
+                            cluster=cluster, progress=compared,
                             case_timeout=DEFAULT_CASE_TIMEOUT if case_timeout is None
                             else case_timeout)
         if summary.errors:

@@ -104,7 +104,8 @@ def run_batch(paths: Iterable, policy_id: str, store, *, version: str | None = N
         if hasattr(sink, "prepare"):
             sink.prepare(_WORKER["reasoner"].kb, policy_id)
         return _run(paths, policy_id, version, root_text, sink, summary, handle, func, limit,
-                    workers, block_size, cluster, known, decide is None, in_flight, start)
+                    workers, block_size, cluster, known, _blocks_allowed(func), in_flight,
+                    start)
     except BaseException:
         sink.discard()  # a file is not left half-written; a store keeps its whole records
         raise
@@ -160,6 +161,14 @@ def _run(paths, policy_id, version, root_text, sink, summary, handle, func, limi
         sink.discard()
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _blocks_allowed(func) -> bool:
+    """Set-at-a-time only with the standard worker function: a replaced one (`decide=`, or
+    `reasoner.batch.decide_one` replaced, as tests and benchmarks do) decides every case."""
+    from .state import decide_one
+
+    return func is decide_one
 
 
 class _CaseTimeout(BaseException):

@@ -177,9 +177,9 @@ def decide_block(items: list) -> list[CaseResult]:
     """Decide a block of cases: set-at-a-time when the block runner is available, else one at
     a time. Used where nothing can stop a single case (a Dask task); the local pool streams
     per-case results instead so that its time limit per case holds."""
-    runner = block_runner()
-    if runner is not None:
-        return runner(items)
     import reasoner.batch as pkg  # tests replace `reasoner.batch.decide_one`
 
+    runner = block_runner() if pkg.decide_one is decide_one else None
+    if runner is not None:
+        return runner(items)
     return [pkg.decide_one(item) for item in items]

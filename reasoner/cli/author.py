@@ -122,14 +122,8 @@ def diff(cases, from_ref, to_ref, store_location, workers, block_size, cluster, 
 
             client = connect(cluster)
             stack.callback(close, client)
-        lines, done = progress_lines("compared"), [0]
-        total = None if store_location else 2 * len(paths)  # each case under both sides
-
-        def tick(_result):
-            done[0] += 1
-            lines(done[0], total or done[0] + 1)
-
         report = run_diff_batch(r, source, from_ref, to_ref, workers=workers,
-                                block_size=block_size, cluster=client, progress=tick)
+                                block_size=block_size, cluster=client,
+                                progress=progress_lines("compared"))
     text = _dumps(report.to_dict()) if fmt == "json" else report.render_text()
     write_output(text, output)
