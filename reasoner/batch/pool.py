@@ -122,7 +122,7 @@ def run_workers(blocks: Iterator[list], func: Callable, emit: Callable[[CaseResu
     input order. Returns how many blocks were handed out. `in_flight` (a deque) is kept filled
     with the cases read but not yet emitted, for a caller that must name them when it stops."""
     ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-    window = window or 2 * workers + 1
+    window = window or workers + 2  # blocks read ahead: results wait in memory in order
     queue: deque[_Task] = deque()
     open_blocks: deque[_Block] = deque()  # read and not yet emitted, in input order
     source = iter(blocks)

@@ -96,7 +96,7 @@ def diff(cases, from_ref, to_ref, store_location, workers, block_size, cluster, 
     import contextlib
 
     from ..authoring import find_cases
-    from ..authoring.diff import run_diff_batch
+    from ..authoring.diff_batch import run_diff_batch
     from ..batch.sources import check_inputs, iter_inputs, store_cases
     from ..errors import InputError
     from ..store import open_store
