@@ -53,9 +53,12 @@ def connect(address: str):
 
 
 def close(client) -> None:
+    import logging
+
     cluster = getattr(client, "cluster", None)
     client.close()
-    if cluster is not None:
+    if cluster is not None:  # local:N: its workers are ours to stop, without log lines
+        logging.getLogger("distributed").setLevel(logging.ERROR)
         cluster.close()
 
 
