@@ -1,25 +1,29 @@
-"""Determination latency: the engine's fast path against a naive pySHACL run, same cases, same run.
+"""Determination latency: the compiled engine, the pySHACL fast path and a naive pySHACL run,
+on the same generated cases, in one run.
 
-Workload: N cases generated from the Turtle cases in cases/ (each copy gets its own case IRI;
-every other copy also loses one randomly chosen fact, so verdicts vary), decided under one
-policy pack.
+Workload: N cases from `bench/generated.py` (copies of the Turtle cases in cases/, each under its
+own case IRI, every other one missing one fact, so verdicts vary), decided under one policy pack.
 
-* fast: `Reasoner.determine` (small per-case graph, shapes parsed once, prepared SPARQL cached),
-  full determination including trace and citations.
+* compiled: `Reasoner.determine` on the default engine (rules, shapes and trace queries in
+  pyoxigraph, reasoner/engines/compiled.py), warm: the packs compiled and one case decided first.
+* pyshacl: `Reasoner.determine` with `engine="pyshacl"` (small per-case graph, rules in rdflib,
+  shapes parsed once, prepared SPARQL cached), the reference engine.
 * naive: per case, ontology + knowledge + case merged into one graph, its RDFS closure (owlrl),
   the same inference rules run on it, then `pyshacl.validate(..., inference="rdfs")` with nothing
-  reused; verdicts computed from its report by the same aggregation.
+  reused; verdicts computed from its report by the same aggregation (first `--naive-n` cases).
 
-Both must give identical verdicts for every case (checked; exit 1 otherwise). Reports medians
-per case and cases/s, and the ratio naive/fast. Run:
+Checks (exit 1 on any failure): the compiled engine's JSON is byte-identical to pySHACL's on every
+case, and the naive run gives the same verdicts. Times are CPU time of this process per full
+determination (trace, citations and summary included); wall time is printed beside. Run:
 
-    python bench/bench_determine.py --n 200 --policy lcd-l39240
+    python bench/bench_determine.py --n 1000 --policy lcd-l39240
+
+`measure(...)` returns the same figures as a dict, for a combined bench report.
 """
 
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import sys
 import time
@@ -30,35 +34,16 @@ from rdflib import Graph
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from generated import generate_cases  # noqa: E402
 
 from reasoner.api import Reasoner  # noqa: E402
-from reasoner.case import case_from_graph  # noqa: E402
 from reasoner.determine import CaseGraph  # noqa: E402
 from reasoner.engines.shacl import validate_reference  # noqa: E402
-from reasoner.vocab import CASE_BASE, NR  # noqa: E402
-
-
-def generate_cases(n: int, seed: int = 7):
-    sources = sorted(ROOT.glob("cases/*/case.ttl"))
-    if not sources:
-        sys.exit("no Turtle cases under cases/")
-    rng = random.Random(seed)
-    templates = [(p, p.read_text(encoding="utf-8")) for p in sources]
-    cases = []
-    for i in range(n):
-        path, text = templates[i % len(templates)]
-        case_id = path.parent.name
-        text = text.replace(f"{CASE_BASE}{case_id}/", f"{CASE_BASE}gen-{i:05d}/")
-        graph = Graph().parse(data=text, format="turtle")
-        case = case_from_graph(graph, source=f"gen-{i}", kind="turtle", default_id=f"gen-{i:05d}")
-        if i % 2:
-            facts = sorted(s for s in set(graph.subjects(NR.subject, None)) if s != case.request)
-            if facts:
-                victim = rng.choice(facts)
-                graph.remove((victim, None, None))
-                graph.remove((None, None, victim))
-        cases.append(case)
-    return cases
+from reasoner.kb import KnowledgeBase, as_date  # noqa: E402
+from reasoner.render.json import render_json  # noqa: E402
+from reasoner.vocab import NR  # noqa: E402
 
 
 def naive_verdicts(r: Reasoner, case, policy_id: str):
@@ -76,57 +61,117 @@ def naive_verdicts(r: Reasoner, case, policy_id: str):
         for t in merged.query(rule).graph:
             merged.add(t)
     report = validate_reference(merged, pack.graph, inference="rdfs")
-    from reasoner.kb import as_date
-
     requested = as_date(case.graph.value(case.request, NR.requestedDate))
     version = pack.version(None, on=requested)
     d = r.determiner.assemble(case, pack, version, CaseGraph(merged, Graph()), report, requested)
     return d.verdicts()
 
 
+def _timed(func, *args):
+    cpu, wall = time.process_time(), time.perf_counter()
+    out = func(*args)
+    return out, time.process_time() - cpu, time.perf_counter() - wall
+
+
+def _stats(cpu: list[float], wall: list[float]) -> dict:
+    ordered = sorted(cpu)
+    return {
+        "cases": len(cpu),
+        "median_ms": round(statistics.median(cpu) * 1000, 2),
+        "p95_ms": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] * 1000, 2),
+        "mean_ms": round(statistics.fmean(cpu) * 1000, 2),
+        "wall_median_ms": round(statistics.median(wall) * 1000, 2),
+        "cases_per_s": round(len(cpu) / sum(cpu), 1) if sum(cpu) else None,
+    }
+
+
+def measure(n: int = 200, policy: str = "lcd-l39240", naive_n: int | None = 50,
+            root: Path = ROOT) -> dict:
+    """Decide `n` generated cases on the compiled engine and on pySHACL, and the first `naive_n`
+    naively; return the figures and the equivalence checks (see the module docstring)."""
+    started = time.perf_counter()
+    kb = KnowledgeBase(root)
+    load_s = time.perf_counter() - started
+    compiled, reference = Reasoner(kb, engine="compiled"), Reasoner(kb, engine="pyshacl")
+    cases = list(generate_cases(n, root=root))
+    compiled.determiner.warm()
+    for r in (compiled, reference):  # warm: first-use conversions and query preparation
+        r.determine(cases[0], policy)
+
+    runs: dict[str, tuple[list, list]] = {"compiled": ([], []), "pyshacl": ([], [])}
+    differ = []
+    for case in cases:
+        texts = []
+        for name, r in (("compiled", compiled), ("pyshacl", reference)):
+            d, cpu, wall = _timed(r.determine, case, policy)
+            runs[name][0].append(cpu)
+            runs[name][1].append(wall)
+            texts.append(render_json(d))
+        if texts[0] != texts[1]:
+            differ.append(case.id)
+
+    naive_cpu, naive_wall, verdicts_differ = [], [], []
+    for case in cases[:naive_n if naive_n is not None else len(cases)]:
+        verdicts, cpu, wall = _timed(naive_verdicts, reference, case, policy)
+        naive_cpu.append(cpu)
+        naive_wall.append(wall)
+        if verdicts != compiled.determine(case, policy).verdicts():
+            verdicts_differ.append(case.id)
+
+    out = {
+        "workload": {"cases": len(cases), "policy": policy,
+                     "templates": len(list(root.glob("cases/*/case.ttl")))},
+        "load_s": round(load_s, 2),
+        "compiled": _stats(*runs["compiled"]),
+        "pyshacl": _stats(*runs["pyshacl"]),
+        "naive": _stats(naive_cpu, naive_wall) if naive_cpu else None,
+        "json_differ": differ,
+        "naive_verdicts_differ": verdicts_differ,
+    }
+    c = out["compiled"]["median_ms"]
+    out["ratios"] = {
+        "pyshacl_over_compiled": round(out["pyshacl"]["median_ms"] / c, 1),
+        "naive_over_compiled": round(out["naive"]["median_ms"] / c, 1) if naive_cpu else None,
+        "naive_over_pyshacl": (round(out["naive"]["median_ms"] / out["pyshacl"]["median_ms"], 1)
+                               if naive_cpu else None),
+    }
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200, help="cases to generate (default 200)")
-    ap.add_argument("--naive-n", type=int, default=None,
-                    help="cases for the naive run (default: all N; the naive run is slow)")
+    ap.add_argument("--naive-n", type=int, default=50,
+                    help="cases for the naive run (default 50: about 1.5 s each)")
     ap.add_argument("--policy", default="lcd-l39240")
     args = ap.parse_args()
-
-    t0 = time.perf_counter()
-    r = Reasoner.load(ROOT)
-    load_s = time.perf_counter() - t0
-    cases = generate_cases(args.n)
-
-    fast_times, fast_verdicts = [], {}
-    for case in cases:
-        t = time.perf_counter()
-        d = r.determine(case, args.policy)
-        fast_times.append(time.perf_counter() - t)
-        fast_verdicts[case.id] = d.verdicts()
-
-    naive_n = args.naive_n or len(cases)
-    naive_times, mismatches = [], []
-    for case in cases[:naive_n]:
-        t = time.perf_counter()
-        verdicts = naive_verdicts(r, case, args.policy)
-        naive_times.append(time.perf_counter() - t)
-        if verdicts != fast_verdicts[case.id]:
-            mismatches.append(case.id)
-
-    fast_med = statistics.median(fast_times)
-    naive_med = statistics.median(naive_times)
-    print(f"workload: {len(cases)} cases generated from {len(set(c.id for c in cases))} ids "
-          f"({len(list(ROOT.glob('cases/*/case.ttl')))} Turtle templates), policy {args.policy}")
-    print(f"knowledge base load (once): {load_s:.2f} s")
-    print(f"{'path':<8} {'cases':>6} {'median ms/case':>15} {'cases/s':>9}")
-    print(f"{'fast':<8} {len(fast_times):>6} {fast_med * 1000:>15.1f} {len(fast_times) / sum(fast_times):>9.1f}")
-    print(f"{'naive':<8} {len(naive_times):>6} {naive_med * 1000:>15.1f} {len(naive_times) / sum(naive_times):>9.2f}")
-    print(f"speed-up (median naive / median fast): {naive_med / fast_med:.1f}x")
-    if mismatches:
-        print(f"VERDICTS DIFFER on {len(mismatches)} cases: {', '.join(mismatches[:10])}")
-        return 1
-    print(f"verdicts identical on all {len(naive_times)} cases compared")
-    return 0
+    m = measure(args.n, args.policy, args.naive_n)
+    w = m["workload"]
+    print(f"workload: {w['cases']} generated cases ({w['templates']} Turtle templates), "
+          f"policy {w['policy']}; knowledge base load {m['load_s']:.2f} s")
+    print(f"{'path':<9} {'cases':>6} {'median ms':>10} {'p95 ms':>8} {'wall med':>9} {'cases/s':>8}")
+    for name in ("compiled", "pyshacl", "naive"):
+        s = m[name]
+        if s:
+            print(f"{name:<9} {s['cases']:>6} {s['median_ms']:>10.1f} {s['p95_ms']:>8.1f} "
+                  f"{s['wall_median_ms']:>9.1f} {s['cases_per_s']:>8.1f}")
+    r = m["ratios"]
+    print(f"median ratios: pyshacl/compiled {r['pyshacl_over_compiled']}x, "
+          f"naive/compiled {r['naive_over_compiled']}x, naive/pyshacl {r['naive_over_pyshacl']}x")
+    failed = False
+    if m["json_differ"]:
+        print(f"JSON DIFFERS (compiled vs pyshacl) on {len(m['json_differ'])} cases: "
+              f"{', '.join(m['json_differ'][:10])}")
+        failed = True
+    else:
+        print(f"compiled and pyshacl JSON byte-identical on all {w['cases']} cases")
+    if m["naive_verdicts_differ"]:
+        print(f"NAIVE VERDICTS DIFFER on {len(m['naive_verdicts_differ'])} cases: "
+              f"{', '.join(m['naive_verdicts_differ'][:10])}")
+        failed = True
+    elif m["naive"]:
+        print(f"naive verdicts identical on all {m['naive']['cases']} cases compared")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

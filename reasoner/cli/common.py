@@ -9,6 +9,7 @@ Exit codes: 0 ran (positive result), 1 negative result where the command asks fo
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -124,6 +125,21 @@ def _load_reasoner(home: str | None, engine: str | None = None):
     from ..api import Reasoner
 
     return Reasoner.load(home, engine)
+
+
+@contextlib.contextmanager
+def engine_env(engine: str | None):
+    """NECESSITY_ENGINE set to `engine` while the block runs (batch workers read it at start)."""
+    saved = os.environ.get("NECESSITY_ENGINE")
+    if engine:
+        os.environ["NECESSITY_ENGINE"] = engine
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("NECESSITY_ENGINE", None)
+        else:
+            os.environ["NECESSITY_ENGINE"] = saved
 
 
 engine_option = click.option(

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from .common import (EXIT_CODES_HELP, engine_option, guarded, policy_option,
+from .common import (EXIT_CODES_HELP, engine_env, engine_option, guarded, policy_option,
                      policy_version_option, progress_lines)
 
 
@@ -56,10 +56,6 @@ def batch(cases, policy_id, policy_version, store_location, out, workers, block_
     from ..errors import InputError, redact
     from ..store import open_store
 
-    if engine:  # the workers' Reasoner.load reads it (reasoner/determine/determiner.py)
-        import os
-
-        os.environ["NECESSITY_ENGINE"] = engine
     if (store_location is None) == (out is None):
         raise InputError("give one of --store or --out")
     check_inputs(cases)
@@ -85,6 +81,7 @@ def batch(cases, policy_id, policy_version, store_location, out, workers, block_
 
     client = None
     with contextlib.ExitStack() as stack:
+        stack.enter_context(engine_env(engine))  # before a local:N cluster starts its workers
         store = stack.enter_context(open_store(store_location)) if out is None else None
         sink = open_sink(out, store)
         if cluster:

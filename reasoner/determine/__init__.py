@@ -11,7 +11,10 @@ Start at `determiner.Determiner.determine`; each step is one module:
 1. `case_graph`: the per-case graph (case triples, type closure, the knowledge about the
    concepts used, value sets, rule inferences kept apart), after `reasoner/guard` has checked
    that the case states case facts only, within the size limits, with plausible values;
-2. pySHACL runs the pack's shapes over it (`reasoner/engines/shacl.py`);
+2. the pack's shapes run over it: on the compiled engine (default) the rules, shapes and trace
+   queries run in one pyoxigraph store (`reasoner/engines/compiled.py`, `compiled_run.py`);
+   on pySHACL (`engine="pyshacl"`, or a pack using SHACL the compiled engine does not
+   implement) the graph is built in rdflib and validated by `reasoner/engines/shacl.py`;
 3. `verdicts`: SHACL results become condition hits of their criteria, the precedence above
    gives each criterion's verdict, the verdicts give the outcome and the information requests;
 4. `facts`: each criterion's trace query names the case facts its verdict rests on, described

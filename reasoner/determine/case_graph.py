@@ -1,4 +1,5 @@
-"""Step 1: the per-case graph pySHACL validates (docs/architecture.md, "The per-case graph")."""
+"""Step 1: the per-case graph the shapes validate (docs/architecture.md, "The per-case graph"):
+`case_chunks` yields it for both engines, `build_case_graph` builds it in rdflib for pySHACL."""
 
 from __future__ import annotations
 

@@ -62,6 +62,7 @@ class Determiner:
         self.programs: dict[str, Program] = {}
         self._terms = None
         self._runners: dict[str, ShapesRunner] = {}
+        self._static: dict[tuple, dict] = {}
         self.facts = FactTracer(kb)
         self.citations = Citations(kb)
 
@@ -89,7 +90,7 @@ class Determiner:
 
     def _compiled_terms(self):
         if self._terms is None:
-            from ..engines.compiled_run import Terms
+            from ..engines.compiled_data import Terms
 
             self._terms = Terms()
         return self._terms
@@ -171,6 +172,38 @@ class Determiner:
     def criterion_result(self, case: Case, pack: PolicyPack, criterion, status: str,
                          hits: list[ConditionHit], cg: CaseGraph) -> CriterionResult:
         """One criterion's result: its verdict with the facts, passage and citations behind it."""
+        static = self._criterion_static(pack, criterion)
+        facts = self.facts.trace(case, pack, criterion, cg)
+        # the value a condition reported is a fact too, if the trace query did not name it
+        for hit in hits:
+            if (hit.value and hit.value != str(case.request)
+                    and (URIRef(hit.value), None, None) in cg.data
+                    and not any(f.iri == hit.value for f in facts)):
+                facts.append(self.facts.describe(URIRef(hit.value), cg, pack))
+        if status == "met" or not hits:
+            message = static["message"]
+        else:
+            message = "; ".join(dict.fromkeys(h.message for h in hits))
+        return CriterionResult(
+            id=str(criterion),
+            status=status,
+            message=message,
+            facts=sorted(facts, key=lambda f: (f.inferred, f.text, f.iri)),
+            conditions=list(hits),
+            **{k: (list(v) if isinstance(v, list) else v) for k, v in static.items()
+               if k != "message"},
+        )
+
+    def _criterion_static(self, pack: PolicyPack, criterion) -> dict:
+        """What a criterion's result says whatever the case (label, passage, citations,
+        evidence, section), read from the pack once per process."""
+        key = (pack.policy_id, criterion)
+        static = self._static.get(key)
+        if static is None:
+            static = self._static[key] = self._read_criterion(pack, criterion)
+        return static
+
+    def _read_criterion(self, pack: PolicyPack, criterion) -> dict:
         g = pack.graph
         ref = str(g.value(criterion, NR.referenceId) or criterion)
         passage_node = g.value(criterion, NR.encodesPassage)
@@ -195,33 +228,18 @@ class Determiner:
             for source in self.citations.evidence_sources(item, pack):
                 c = self.citation(source, pack)
                 citations[c.id] = c
-        facts = self.facts.trace(case, pack, criterion, cg)
-        # the value a condition reported is a fact too, if the trace query did not name it
-        for hit in hits:
-            if (hit.value and hit.value != str(case.request)
-                    and URIRef(hit.value) in cg.data.subjects()
-                    and not any(f.iri == hit.value for f in facts)):
-                facts.append(self.facts.describe(URIRef(hit.value), cg, pack))
-        if status == "met" or not hits:
-            message = str(g.value(criterion, NR.message) or "")
-        else:
-            message = "; ".join(dict.fromkeys(h.message for h in hits))
         section = g.value(criterion, NR.letterSection)
-        return CriterionResult(
-            id=str(criterion),
-            ref=ref,
-            label=str(g.value(criterion, RDFS.label) or ref),
-            status=status,
-            message=message,
-            facts=sorted(facts, key=lambda f: (f.inferred, f.text, f.iri)),
-            citations=sorted(citations.values(), key=lambda c: c.id),
-            passage=passage,
-            conditions=list(hits),
-            rationale=str_or_none(g.value(criterion, NR.rationale)),
-            section=str(section) if section is not None else None,
-            section_order=self.citations.section_order(section, pack),
-            evidence=[str(e) for e in evidence],
-        )
+        return {
+            "ref": ref,
+            "label": str(g.value(criterion, RDFS.label) or ref),
+            "message": str(g.value(criterion, NR.message) or ""),
+            "citations": sorted(citations.values(), key=lambda c: c.id),
+            "passage": passage,
+            "rationale": str_or_none(g.value(criterion, NR.rationale)),
+            "section": str(section) if section is not None else None,
+            "section_order": self.citations.section_order(section, pack),
+            "evidence": [str(e) for e in evidence],
+        }
 
     # kept for callers of the former single-module API (tests, notebooks)
     def citation(self, node, pack: PolicyPack | None = None) -> Citation:

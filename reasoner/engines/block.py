@@ -43,7 +43,8 @@ from pyoxigraph import BlankNode, NamedNode, Quad, Store, Variable
 
 from ..errors import KnowledgeError
 from .compiled import Program
-from .compiled_run import CaseIndex, _result, _text, bind_this
+from .compiled_data import CaseIndex
+from .compiled_run import _result, _text, bind_this
 from .block_scope import _G, scoped, scoped_rule
 from .shacl import ShapesReport
 
@@ -188,9 +189,9 @@ def _load(store, graph, case, kb, terms, case_chunks) -> _Run:
                 if run.data.add(t):
                     quads.append(Quad(conv(t[0]), conv(t[1]), conv(t[2]), graph))
             continue
-        for t in triples:
-            run.data.add(t)
-        quads.extend(_chunk_in(graph, key, triples, terms))
+        chunk_quads, chunk_index = terms.chunk(key, triples)
+        run.data.merge(chunk_index)
+        quads.extend(_chunk_in(graph, key, chunk_quads, terms))
     store.extend(quads)
     return run
 
@@ -198,7 +199,7 @@ def _load(store, graph, case, kb, terms, case_chunks) -> _Run:
 _SLOT_KEYS = {("value-sets",)}
 
 
-def _chunk_in(graph, key, triples, terms) -> list:
+def _chunk_in(graph, key, chunk_quads, terms) -> list:
     """A knowledge chunk's quads in a case graph; the chunks every case holds (the value sets)
     are kept per graph name, which the next block reuses (bounded by the block size)."""
     if key in _SLOT_KEYS:
@@ -206,9 +207,9 @@ def _chunk_in(graph, key, triples, terms) -> list:
         quads = kept.get((graph, key))
         if quads is None:
             quads = kept[(graph, key)] = [
-                Quad(q.subject, q.predicate, q.object, graph) for q in terms.chunk(key, triples)]
+                Quad(q.subject, q.predicate, q.object, graph) for q in chunk_quads]
         return quads
-    return [Quad(q.subject, q.predicate, q.object, graph) for q in terms.chunk(key, triples)]
+    return [Quad(q.subject, q.predicate, q.object, graph) for q in chunk_quads]
 
 
 def _rule(rule, text, store, runs) -> None:
@@ -223,7 +224,11 @@ def _rule(rule, text, store, runs) -> None:
                 store.remove_graph(new_graph)
                 _add_new(store, run, made)
             return
+        requires = [NamedNode(p) for p in getattr(rule, "requires", ())]
         for run in runs:
+            if any(next(store.quads_for_pattern(None, p, None, run.graph), None) is None
+                   for p in requires):
+                continue  # a predicate its every solution needs has no triple (compiled_run)
             _add_new(store, run, list(store.query(rule.text, default_graph=run.graph)))
     except KnowledgeError:
         raise

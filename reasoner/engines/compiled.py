@@ -22,7 +22,9 @@ them):
   sees the triples the earlier ones inferred); `Program.constraints`: every active SPARQL
   constraint of every shape, in shape-IRI order; `Program.traces`: the `nr:traceQuery` of each
   criterion; `Program.fallback`: None, or why the pack must run on pySHACL.
-* `Rule.source` (the .rq path), `Rule.text` (CONSTRUCT text with the project PREFIX lines).
+* `Rule.source` (the .rq path), `Rule.text` (CONSTRUCT text with the project PREFIX lines),
+  `Rule.requires` (predicate IRIs every solution of its WHERE needs a triple of: while one has
+  none in the store, the rule cannot infer anything and is not run).
 * `Constraint.shape` (shape IRI), `.node` (the sh:sparql node's IRI, "" if blank), `.severity`
   (IRI), `.targets` (tuple of (kind, IRI), kind in `TARGET_KINDS`), `.select` (the sh:select text
   with the PREFIX lines of its sh:prefixes), `.messages` (the sh:message templates, at most one;
@@ -59,6 +61,7 @@ _SELECT_HEAD = re.compile(r"(?i)\bSELECT(\s+(?:DISTINCT|REDUCED))?\s")
 class Rule:
     source: str
     text: str
+    requires: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -105,18 +108,50 @@ def prefix_lines(prefixes: dict) -> str:
     return "".join(f"PREFIX {p}: <{ns}>\n" for p, ns in prefixes.items())
 
 
-def compile_rules(paths) -> tuple[Rule, ...]:
-    """The inference rules (`knowledge/rules/*.rq`, in the order given): rdflib prepares them
-    with the project prefixes as initial namespaces, so the same prefixes are declared ahead of
-    each text (its own PREFIX lines, coming later, take precedence as they do in rdflib)."""
+def compile_rules(rules) -> tuple[Rule, ...]:
+    """The inference rules (`knowledge/rules/*.rq`, in the order given, as paths or as the
+    knowledge base's (path, prepared query) pairs): rdflib prepares them with the project
+    prefixes as initial namespaces, so the same prefixes are declared ahead of each text (its
+    own PREFIX lines, coming later, take precedence as they do in rdflib)."""
     head = prefix_lines(PREFIXES)
-    return tuple(Rule(str(path), head + path.read_text()) for path in paths)
+    out = []
+    for rule in rules:
+        path, prepared = rule if isinstance(rule, tuple) else (rule, None)
+        requires = ()
+        if prepared is not None:
+            requires = tuple(sorted(required_predicates(prepared.algebra)))
+        out.append(Rule(str(path), head + path.read_text(), requires))
+    return tuple(out)
+
+
+#: algebra operators whose solutions all extend a solution of their one operand `p`
+_UNARY = {"ConstructQuery", "SelectQuery", "Project", "Distinct", "Reduced", "OrderBy", "Slice",
+          "Filter", "Extend", "ToMultiSet", "AggregateJoin"}
+
+
+def required_predicates(node) -> set[str]:
+    """The predicate IRIs a query's WHERE cannot match without (SPARQL 1.1 section 18 algebra,
+    as rdflib builds it): those of the triple patterns every solution joins, not those under
+    OPTIONAL, MINUS's right side, UNION, EXISTS or an aggregate over the implicit group (which
+    has a solution on no input)."""
+    name = getattr(node, "name", None)
+    if name == "BGP":
+        return {str(p) for _, p, _ in node.triples if isinstance(p, URIRef)}
+    if name == "Join":
+        return required_predicates(node.p1) | required_predicates(node.p2)
+    if name in ("LeftJoin", "Minus"):
+        return required_predicates(node.p1)
+    if name == "Group":
+        return required_predicates(node.p) if node.get("expr") is not None else set()
+    if name in _UNARY:
+        return required_predicates(node.p)
+    return set()
 
 
 def compile_pack(kb, pack) -> Program:
     """The Program of `pack` (a `reasoner.kb.PolicyPack`) under the rules of `kb`; `fallback`
     says why pySHACL must run it, if it must."""
-    return compile_program(pack, compile_rules(path for path, _ in kb.rules))
+    return compile_program(pack, compile_rules(kb.rules))
 
 
 def compile_program(pack, rules: tuple[Rule, ...]) -> Program:
@@ -261,13 +296,17 @@ def _check_parses(rules, constraints, traces) -> None:
     engine that reads it, and reports its error as before)."""
     from pyoxigraph import NamedNode, Store, Variable
 
+    from .compiled_run import bind_this
+
     store = Store()
-    this = {Variable("this"): NamedNode("urn:x-compile:this")}
+    focus = NamedNode("urn:x-compile:this")
+    this = {Variable("this"): focus}
     for label, text, subs in ([(r.source, r.text, None) for r in rules]
                               + [(c.shape, c.select, this) for c in constraints]
                               + [(t.criterion, t.text, this) for t in traces]):
-        try:
-            result = store.query(text, substitutions=subs) if subs else store.query(text)
+        try:  # as compiled_run runs it
+            result = (store.query(bind_this(text, focus), substitutions=subs) if subs
+                      else store.query(text))
             list(result)
         except (SyntaxError, RuntimeError, ValueError) as exc:
             raise _Fallback(f"<{label}>: oxigraph cannot run this query "

@@ -16,194 +16,24 @@ Per case, one in-memory oxigraph store holds the per-case graph (the same triple
 
 Oxigraph stores numbers, dates and booleans in canonical form (40.0 reads back as 40), so every
 term a result names is mapped back to the case's own rdflib term; the facts and the summary are
-described from an insertion-ordered index of the same triples (`CaseIndex`), never from the store.
+described from an insertion-ordered index of the same triples (`CaseIndex`, in
+`compiled_data.py`), never from the store.
 """
 
 from __future__ import annotations
 
 import re
 
-from pyoxigraph import BlankNode, DefaultGraph, Literal as OxLiteral, NamedNode, Quad, Store
-from pyoxigraph import Variable
+from pyoxigraph import BlankNode, DefaultGraph, NamedNode, Quad, Store, Variable
 from rdflib import BNode, Graph, Literal, URIRef
-from rdflib.namespace import RDF, SH, XSD
+from rdflib.namespace import RDF, SH
 
 from ..errors import KnowledgeError
 from .compiled import Program
+from .compiled_data import CaseIndex, CaseTerms, Terms
 from .shacl import ShapeResult, ShapesReport
 
-_THIS, _VALUE, _PATH, _FAILURE = (Variable(v) for v in ("this", "value", "path", "failure"))
-_XSD_STRING = str(XSD.string)
-_LANG_STRING = str(RDF.langString)
-#: terms of the knowledge base (predicates, classes, concepts) converted once per process
-_KB_TERMS_MAX = 200_000
-
-
-class CaseIndex:
-    """The read-only part of rdflib's Graph API the determination uses (`value`, `objects`,
-    `subjects`, `subject_objects`, `predicate_objects`, `in`, iteration), over a subject ->
-    predicate -> objects index kept in insertion order, as rdflib's memory store keeps it: the
-    same triples added in the same order answer the same as an rdflib Graph, at a fraction of
-    the cost of building one."""
-
-    __slots__ = ("_spo", "_len")
-
-    def __init__(self):
-        self._spo: dict = {}
-        self._len = 0
-
-    def add(self, triple) -> bool:
-        s, p, o = triple
-        objs = self._spo.setdefault(s, {}).setdefault(p, {})
-        if o in objs:
-            return False
-        objs[o] = None
-        self._len += 1
-        return True
-
-    def __contains__(self, triple) -> bool:
-        s, p, o = triple
-        return o in self._spo.get(s, {}).get(p, ())
-
-    def __len__(self) -> int:
-        return self._len
-
-    def __iter__(self):
-        return self.triples((None, None, None))
-
-    def triples(self, pattern):
-        s, p, o = pattern
-        for subj in ((s,) if s is not None else tuple(self._spo)):
-            for pred, objs in tuple(self._spo.get(subj, {}).items()):
-                if p is not None and pred != p:
-                    continue
-                for obj in tuple(objs):
-                    if o is None or obj == o:
-                        yield subj, pred, obj
-
-    def value(self, subject=None, predicate=RDF.value, object=None, default=None, any=True):  # noqa: A002
-        for obj in self._spo.get(subject, {}).get(predicate, ()):
-            return obj
-        return default
-
-    def objects(self, subject=None, predicate=None, unique=False):
-        for _, _, o in self.triples((subject, predicate, None)):
-            yield o
-
-    def subjects(self, predicate=None, object=None, unique=False):  # noqa: A002
-        for s, _, _ in self.triples((None, predicate, object)):
-            yield s
-
-    def subject_objects(self, predicate=None, unique=False):
-        for s, _, o in self.triples((None, predicate, None)):
-            yield s, o
-
-    def predicate_objects(self, subject=None, unique=False):
-        for _, p, o in self.triples((subject, None, None)):
-            yield p, o
-
-
-class Terms:
-    """rdflib <-> pyoxigraph terms. Knowledge-base terms are converted once per process; a
-    case's own terms per case (`case()` gives a fresh scope), so memory stays flat."""
-
-    def __init__(self):
-        self.kb: dict = {}
-        self.kb_back: dict = {}
-        self.chunks: dict = {}
-
-    def chunk(self, key, triples) -> list:
-        """The quads of a knowledge chunk (`case_chunks`), converted on first use."""
-        quads = self.chunks.get(key)
-        if quads is None:
-            conv = self.kb_term
-            quads = [Quad(conv(s), conv(p), conv(o), DefaultGraph()) for s, p, o in triples]
-            if len(self.chunks) < _KB_TERMS_MAX:
-                self.chunks[key] = quads
-        return quads
-
-    def case(self) -> "CaseTerms":
-        return CaseTerms(self)
-
-    def kb_term(self, term):
-        ox = self.kb.get(term)
-        if ox is None:
-            ox = to_ox(term)
-            if len(self.kb) < _KB_TERMS_MAX:
-                self.kb[term] = ox
-                self.kb_back.setdefault(ox, term)
-        return ox
-
-
-class CaseTerms:
-    def __init__(self, terms: Terms):
-        self.terms = terms
-        self.fwd: dict = {}
-        self.back: dict = {}
-        self._by_value: dict | None = None
-
-    def ox(self, term):
-        ox = self.terms.kb.get(term)
-        if ox is None:
-            ox = self.fwd.get(term)
-            if ox is None:
-                ox = self.fwd[term] = to_ox(term)
-                self.back.setdefault(ox, term)
-        return ox
-
-    def rdf(self, ox):
-        """The case's (or the knowledge's) own term for an oxigraph term; a literal oxigraph
-        wrote in canonical form is matched by value; a term no input had (inferred) is new."""
-        if ox is None:
-            return None
-        term = self.back.get(ox)
-        if term is None:
-            term = self.terms.kb_back.get(ox)
-        if term is None:
-            term = from_ox(ox)
-            if isinstance(term, Literal):
-                term = self._literal(term)
-        return term
-
-    def _literal(self, lit: Literal) -> Literal:
-        if self._by_value is None:
-            self._by_value = {}
-            for rdf in list(self.fwd) + list(self.terms.kb):
-                if isinstance(rdf, Literal) and rdf.datatype is not None:
-                    self._by_value.setdefault((rdf.datatype, _value_key(rdf)), rdf)
-        if lit.datatype is None:
-            return lit
-        return self._by_value.get((lit.datatype, _value_key(lit)), lit)
-
-
-def _value_key(lit: Literal):
-    try:
-        return lit.toPython() if not lit.ill_typed else str(lit)
-    except Exception:  # an ill-formed lexical form compares as text
-        return str(lit)
-
-
-def to_ox(term):
-    if isinstance(term, URIRef):
-        return NamedNode(str(term))
-    if isinstance(term, BNode):
-        return BlankNode(str(term))
-    if term.language:
-        return OxLiteral(str(term), language=term.language)
-    if term.datatype is not None:
-        return OxLiteral(str(term), datatype=NamedNode(str(term.datatype)))
-    return OxLiteral(str(term))
-
-
-def from_ox(ox):
-    if isinstance(ox, NamedNode):
-        return URIRef(ox.value)
-    if isinstance(ox, BlankNode):
-        return BNode(ox.value)
-    if ox.language:
-        return Literal(ox.value, lang=ox.language)
-    dt = ox.datatype.value
-    return Literal(ox.value) if dt == _XSD_STRING else Literal(ox.value, datatype=URIRef(dt))
+_THIS = Variable("this")
 
 
 class CaseRun:
@@ -233,13 +63,16 @@ def run_program(program: Program, chunks, terms: Terms, request) -> CaseRun:
                 if data.add(t):
                     quads.append(Quad(conv(t[0]), conv(t[1]), conv(t[2]), DefaultGraph()))
             continue
-        for t in triples:
-            data.add(t)
-        quads.extend(terms.chunk(key, triples))
+        chunk_quads, chunk_index = terms.chunk(key, triples)
+        data.merge(chunk_index)
+        quads.extend(chunk_quads)
     store = Store()
     store.extend(quads)
     inferred = CaseIndex()
     for rule in program.rules:
+        if any(next(store.quads_for_pattern(None, NamedNode(p), None), None) is None
+               for p in rule.requires):
+            continue  # a predicate its every solution needs has no triple: nothing to infer
         try:
             constructed = list(store.query(rule.text))
         except Exception as exc:  # a rule that fails on data is a knowledge-base bug
@@ -397,6 +230,8 @@ def report_graph(report: ShapesReport) -> Graph:
 def trace(program: Program, store: Store, scope: CaseTerms, request) -> dict:
     """criterion IRI -> [(fact, inference)] rows of its trace query, `$this` = the request."""
     out = {}
+    if request is None or not program.traces:
+        return out
     focus = scope.ox(request)
     for t in program.traces:
         try:
