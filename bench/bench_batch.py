@@ -10,7 +10,8 @@ lazily from the generator; results go to an NDJSON file (to keep the store out o
 Reports, same cases for every figure:
 
 * cases/s with 1 worker process and with 2 (`run_batch`, blocks of `--block-size`), and
-  their ratio;
+  their ratio; and the CPU time per case of the whole process tree (this process and its
+  workers), which does not depend on what else the machine runs;
 * cases/s on a Dask LocalCluster of 2 worker processes (after a warm-up block that loads the
   knowledge base on each worker);
 * peak resident memory of the whole process tree (the batch process and its workers, sampled
@@ -70,15 +71,21 @@ def _batch(items, workers: int | None, block_size: int, cluster=None) -> dict:
     from reasoner.batch import run_batch
     from reasoner.batch.sinks import NdjsonSink
 
+    before = os.times()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "results.ndjson"
         summary = run_batch(items, POLICY, NdjsonSink(out), workers=workers, root=str(ROOT),
                             block_size=block_size, cluster=cluster, case_timeout=600)
         lines = sum(1 for _ in out.open())
+    after = os.times()
     if summary.errors:
         raise SystemExit(f"{len(summary.errors)} case(s) failed: {summary.errors[:3]}")
-    return {"cases": summary.written, "seconds": round(summary.seconds, 2),
-            "cases_per_s": round(summary.rate, 1), "lines": lines}
+    result = {"cases": summary.written, "seconds": round(summary.seconds, 2),
+              "cases_per_s": round(summary.rate, 1), "lines": lines}
+    if cluster is None:  # CPU of this process and of its (joined) worker processes
+        cpu = sum(a - b for a, b in zip(after[:4], before[:4]))
+        result["cpu_ms_per_case"] = round(1000 * cpu / max(summary.written, 1), 1)
+    return result
 
 
 def _tree_memory(root_pid: int) -> tuple[int, int]:
@@ -199,8 +206,10 @@ def main() -> int:
                        ("dask_local_2", "Dask LocalCluster(2)")):
         if key in result:
             r = result[key]
+            cpu = f", {r['cpu_ms_per_case']:.1f} ms CPU per case" if "cpu_ms_per_case" in r \
+                else ""
             print(f"  {label:22} {r['cases']:>7} cases {r['seconds']:>8.1f} s "
-                  f"{r['cases_per_s']:>7.1f} cases/s")
+                  f"{r['cases_per_s']:>7.1f} cases/s{cpu}")
     print(f"  2 workers / 1 worker   {result['two_vs_one']:.2f}x")
     for key in ("rss_small", "rss_large"):
         if key in result:
