@@ -161,6 +161,10 @@ def run_diff(reasoner, case_paths: list[Path], from_ref: str, to_ref: str,
                               a.outcome, b.outcome, changed))
         if progress:
             progress(len(cases), len(case_paths))
+    return _report(from_ref, to_ref, pack1, v1, pack2, v2, cases, used_versions)
+
+
+def _report(from_ref, to_ref, pack1, v1, pack2, v2, cases, used_versions) -> DiffReport:
     version_pairs = sorted(used_versions) or [(pack1.version(v1).version, pack2.version(v2).version)]
     shapes: dict[str, ShapeChange] = {}
     for va_name, vb_name in version_pairs:

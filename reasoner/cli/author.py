@@ -71,22 +71,59 @@ def test(cases, policy_id, all_versions, verbose, fmt, output):
     sys.exit(0 if report.passed else 1)
 
 @click.command(epilog=EXIT_CODES_HELP)
-@click.argument("cases", nargs=-1, type=click.Path())
+@click.argument("cases", nargs=-1)
 @click.option("--from", "from_ref", required=True, metavar="POLICY[@VERSION]",
               help="The pack (and version) before the change.")
 @click.option("--to", "to_ref", required=True, metavar="POLICY[@VERSION]",
               help="The pack (and version) after the change.")
+@click.option("--store", "store_location", default=None, metavar="PATH_OR_URL",
+              help="Compare the cases recorded in this decision store (its past requests) "
+                   "instead of CASES.")
+@click.option("--workers", "-j", type=click.IntRange(1, 64), default=None,
+              help="Worker processes (default: every core).")
+@click.option("--block-size", "block_size", type=click.IntRange(1, 100_000), default=200,
+              show_default=True, help="Cases a worker takes at a time.")
+@click.option("--cluster", "cluster", default=None, metavar="ADDRESS",
+              help="Decide on a Dask cluster (tcp://host:8786, or local:N; docs/cluster.md).")
 @format_option
 @output_option
 @guarded
-def diff(cases, from_ref, to_ref, fmt, output):
-    """Decide CASES (default: every case under cases/) under two packs or two versions: which
-    outcomes flip, which criterion verdicts change, and which criteria's shapes differ.
-    Without @VERSION each case is decided under the version in force on its service date."""
-    from ..authoring import find_cases, run_diff
+def diff(cases, from_ref, to_ref, store_location, workers, block_size, cluster, fmt, output):
+    """Decide CASES (default: every case under cases/; or the cases recorded in --store) under
+    two packs or two versions: which outcomes flip, which criterion verdicts change, and which
+    criteria's shapes differ. Without @VERSION each case is decided under the version in force
+    on its service date. Cases are decided in blocks on every core (reasoner batch)."""
+    import contextlib
+
+    from ..authoring import find_cases
+    from ..authoring.diff_batch import run_diff_batch
+    from ..batch.sources import check_inputs, iter_inputs, store_cases
+    from ..errors import InputError
+    from ..store import open_store
 
     r = _reasoner()
-    report = run_diff(r, find_cases(cases, r.kb.root), from_ref, to_ref,
-                      progress=progress_lines("compared"))
+    if store_location and cases:
+        raise InputError("give CASES or --store, not both")
+    with contextlib.ExitStack() as stack:
+        if store_location:
+            store = stack.enter_context(open_store(store_location, create=False))
+
+            def source():
+                return store_cases(store)
+        else:
+            check_inputs(cases)
+            paths = [str(p) for p in find_cases(list(iter_inputs(cases)) or None, r.kb.root)]
+
+            def source():
+                return paths
+        client = None
+        if cluster:
+            from ..batch.cluster import close, connect
+
+            client = connect(cluster)
+            stack.callback(close, client)
+        report = run_diff_batch(r, source, from_ref, to_ref, workers=workers,
+                                block_size=block_size, cluster=client,
+                                progress=progress_lines("compared"))
     text = _dumps(report.to_dict()) if fmt == "json" else report.render_text()
     write_output(text, output)

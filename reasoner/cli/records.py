@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import sys
 
 import click
@@ -11,65 +13,98 @@ from .common import (EXIT_CODES_HELP, engine_env, engine_option, guarded, policy
 
 
 @click.command(epilog=EXIT_CODES_HELP)
-@click.argument("cases", nargs=-1, required=True, type=click.Path())
+@click.argument("cases", nargs=-1, required=True)
 @policy_option
 @policy_version_option
-@click.option("--store", "store_location", required=True, metavar="PATH_OR_URL",
+@click.option("--store", "store_location", default=None, metavar="PATH_OR_URL",
               help="Decision store: a folder (embedded pyoxigraph, created if absent) or a "
                    "SPARQL 1.1 endpoint URL (see docs/store.md).")
+@click.option("--out", "out", default=None, metavar="FILE",
+              help="Instead of a store: FILE.ndjson (one determination JSON per line) or "
+                   "FILE.parquet (one row per determination), in input order, written "
+                   "atomically.")
 @click.option("--workers", "-j", type=click.IntRange(1, 64), default=None,
               help="Worker processes (default: every core).")
+@click.option("--block-size", "block_size", type=click.IntRange(1, 100_000), default=200,
+              show_default=True, help="Cases a worker takes at a time.")
+@click.option("--cluster", "cluster", default=None, metavar="ADDRESS",
+              help="Run the blocks on a Dask cluster: its scheduler's address "
+                   "(tcp://host:8786), or local:N for N worker processes here "
+                   "(docs/cluster.md).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar (default: on when standard error is a terminal; otherwise a line "
                    "every few seconds).")
 @click.option("--verbose", "-v", is_flag=True,
-              help="One line per case on standard error once its record is stored.")
+              help="One line per case on standard error once its result is written.")
 @click.option("--case-timeout", "case_timeout", type=click.FloatRange(min=0), default=120.0,
               show_default=True, metavar="SECONDS",
               help="Time limit per case: a case over it fails alone (named in the summary), "
                    "its worker is replaced, and the batch goes on. 0: no limit.")
 @engine_option
 @guarded
-def batch(cases, policy_id, policy_version, store_location, workers, progress, verbose,
-          case_timeout, engine):
-    """Decide every case in CASES (case files, case folders, or folders of case folders)
-    under a policy and store each decision record in the store, one named graph per
-    determination. Deciding a case again replaces its record. Exit 2 if a case failed or the
-    store stopped taking records (the summary names them), 130 if interrupted."""
-    from ..batch import run_batch
-    from ..case import collect_cases
+def batch(cases, policy_id, policy_version, store_location, out, workers, block_size, cluster,
+          progress, verbose, case_timeout, engine):
+    """Decide every case in CASES under a policy and store each decision record in the store,
+    one named graph per determination (deciding a case again replaces its record), or write
+    the determinations to --out. CASES: case files, case folders, folders of case folders,
+    quoted glob patterns ('incoming/*/bundle.json'), or - for NDJSON on standard input (one
+    FHIR Bundle per line). Exit 2 if a case failed or the store stopped taking records (the
+    summary names them), 130 if interrupted."""
+    from ..batch.runner import run_batch
+    from ..batch.sinks import open_sink
+    from ..batch.sources import check_inputs, iter_inputs
     from ..errors import InputError, redact
     from ..store import open_store
 
-    paths = collect_cases(cases)
-    if not paths:
-        raise InputError("no cases found (case.ttl or bundle.json)", source=" ".join(cases))
-    show = (sys.stderr.isatty() and not verbose) if progress is None else progress
+    if (store_location is None) == (out is None):
+        raise InputError("give one of --store or --out")
+    check_inputs(cases)
+    streamed = "-" in cases
+    items = iter_inputs(cases) if streamed else list(iter_inputs(cases))
+    first = next(iter(items), None) if streamed else (items[0] if items else None)
+    if first is None:
+        raise InputError("no cases found (case.ttl or bundle.json; on standard input one FHIR "
+                         "Bundle per line)", source=" ".join(cases))
+    if streamed:
+        items = itertools.chain([first], items)
+    total = None if streamed else len(items)
+    show = (sys.stderr.isatty() and not verbose and total is not None) if progress is None \
+        else progress and total is not None
 
     def log(result):
         if result.error:
             click.echo(f"failed {redact(result.error)}", err=True)
         else:
-            click.echo(f"stored {result.iri} {result.outcome}", err=True)
+            verb = "stored" if out is None else "written"
+            click.echo(f"{verb} {result.iri} {result.outcome}", err=True)
         sys.stderr.flush()
 
-    with engine_env(engine), open_store(store_location) as store:
+    client = None
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(engine_env(engine))  # before a local:N cluster starts its workers
+        store = stack.enter_context(open_store(store_location)) if out is None else None
+        sink = open_sink(out, store)
+        if cluster:
+            from ..batch.cluster import close, connect
+
+            client = connect(cluster)
+            stack.callback(close, client)
+        options = dict(version=policy_version, workers=workers, case_timeout=case_timeout,
+                       block_size=block_size, cluster=client)
         if show:
-            with click.progressbar(length=len(paths), label="deciding", file=sys.stderr,
+            with click.progressbar(length=total, label="deciding", file=sys.stderr,
                                    show_pos=True, show_eta=True) as bar:
-                summary = run_batch(paths, policy_id, store, version=policy_version,
-                                    workers=workers, progress=lambda _r: bar.update(1),
-                                    case_timeout=case_timeout)
+                summary = run_batch(items, policy_id, sink,
+                                    progress=lambda _r: bar.update(1), **options)
         else:
             # not a terminal: a line every few seconds, or one line per case with --verbose
             lines, done = progress_lines("decided"), [0]
 
             def tick(result):
                 done[0] += 1
-                lines(done[0], len(paths))
+                lines(done[0], total if total is not None else done[0] + 1)
 
-            summary = run_batch(paths, policy_id, store, version=policy_version,
-                                workers=workers, case_timeout=case_timeout,
+            summary = run_batch(items, policy_id, sink, **options,
                                 progress=log if verbose else tick if progress is None else None)
     for line in summary.lines():
         click.echo(line)
