@@ -32,6 +32,7 @@ Terms: ontology/policy.ttl, "Decision summaries"; docs/store.md, "The decision s
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import defaultdict
 from datetime import date
 
@@ -50,6 +51,15 @@ _VERDICT_PROPERTY = {"Met": "criterionMet", "Unmet": "criterionUnmet",
 #: the verdict that decides each outcome (an approval needs every met criterion; a denial rests
 #: on its unmet criteria, a pend on its missing ones): the definition of "decisive criteria"
 _DECISIVE = {"Approved": "Met", "Denied": "Unmet", "Pended": "Missing"}
+
+
+#: the record's predicates the summary reads
+_READ_PROPERTIES = ("outcome", "underPolicyVersion", "serviceDate", "forCase", "hasCriterionResult",
+                    "criterion", "verdict", "decidedByInference", "supportingEvidence",
+                    "hasInformationRequest", "referenceId", "requestedInformation",
+                    "documentationLocation", "forCriterion", "indexRequest", "code",
+                    "requestedDate", "reasonDiagnosis", "onsetDate")
+_READ = re.compile(r" <%s(?:%s)> " % (re.escape(str(NR)), "|".join(_READ_PROPERTIES)))
 
 
 def _nr(name: str) -> str:
@@ -77,7 +87,9 @@ class _Record:
         import pyoxigraph as ox
 
         self.by_subject: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-        for t in ox.parse(ntriples.encode("utf-8"), format=ox.RdfFormat.N_TRIPLES):
+        # Only the lines with a predicate the summary reads are parsed (~60 of ~800).
+        lines = "\n".join(line for line in ntriples.split("\n") if _READ.search(line))
+        for t in ox.parse(lines.encode("utf-8"), format=ox.RdfFormat.N_TRIPLES):
             if isinstance(t.subject, ox.NamedNode):
                 self.by_subject[t.subject.value][t.predicate.value].append(t.object)
 
