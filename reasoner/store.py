@@ -33,7 +33,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -41,7 +40,7 @@ from pathlib import Path
 
 from .endpoints import endpoints, negotiate, with_param
 from .errors import InputError, KnowledgeError, redact
-from .summary import SUMMARY_GRAPH, ensure_summaries, replace_summary_update, summary_ntriples
+from .summary import after_update, ensure_summaries, replace_record_update, summary_ntriples
 from .vocab import NR, PREFIXES
 
 KB_GRAPH = "https://w3id.org/necessity/kb"
@@ -306,11 +305,11 @@ class EmbeddedStore(DecisionStore):
     def put_ntriples(self, graph_iri: str, ntriples: str, summary: str | None = None) -> None:
         # One update = one transaction (pyoxigraph): the old graph (and its summary) goes and
         # the new one comes together or not at all.
-        self.store.update(_replace_update(graph_iri, ntriples, summary))
+        self.store.update(replace_record_update(graph_iri, ntriples, summary))
 
     def put_many(self, records: list[tuple[str, str]]) -> None:
         """Several records (with their summaries) in one transaction (each whole, or none)."""
-        parts = [_replace_update(iri, nt, summary_ntriples(iri, nt)) for iri, nt in records]
+        parts = [replace_record_update(iri, nt, summary_ntriples(iri, nt)) for iri, nt in records]
         if parts:
             self.store.update(" ;\n".join(parts))
 
@@ -356,14 +355,14 @@ class EmbeddedStore(DecisionStore):
         return result.serialize(format=fmt), media
 
     def update(self, sparql: str, source: str = "update") -> None:
-        """A SPARQL update; the summary follows what it changed (`_resummarize`)."""
+        """A SPARQL update; the summary follows what it changed (`after_update`)."""
         try:
             self.store.update(sparql, prefixes={k: str(v) for k, v in PREFIXES.items()})
         except SyntaxError as exc:
             raise InputError(f"bad SPARQL update: {_one_line(exc)}", source=source) from None
         except (OSError, ValueError, RuntimeError) as exc:
             raise InputError(f"update failed: {_one_line(exc)}", source=source) from None
-        _resummarize(self, sparql)
+        after_update(self, sparql)
 
     def records(self) -> list[str]:
         import pyoxigraph as ox
@@ -426,7 +425,7 @@ class RemoteStore(DecisionStore):
         if summary is not None:
             # A record and its summary are two graphs: one SPARQL update (one transaction on
             # SPARQL 1.1 servers) replaces both; a Graph Store PUT replaces one graph only.
-            self.raw_update(_replace_update(graph_iri, ntriples, summary))
+            self.raw_update(replace_record_update(graph_iri, ntriples, summary))
             return
         # Graph Store Protocol, one PUT: the server replaces the graph in one request.
         # N-Triples is a subset of Turtle; every GSP server accepts text/turtle.
@@ -458,37 +457,14 @@ class RemoteStore(DecisionStore):
         return "graph", payload, media
 
     def update(self, sparql: str, source: str = "update") -> None:
-        """A SPARQL update; the summary follows what it changed (`_resummarize`)."""
+        """A SPARQL update; the summary follows what it changed (`after_update`)."""
         self.raw_update(sparql, source)
-        _resummarize(self, sparql)
+        after_update(self, sparql)
 
     def raw_update(self, sparql: str, source: str = "update") -> None:
         text = prefix_lines(sparql) + sparql
         self._request("POST", self.update_url, text.encode("utf-8"),
                       {"Content-Type": "application/sparql-update; charset=utf-8"}, source=source)
-
-
-def _replace_update(graph_iri: str, ntriples: str, summary: str | None) -> str:
-    """SPARQL Update text replacing one record graph (and, with `summary`, its summary)."""
-    text = f"DROP SILENT GRAPH <{graph_iri}> ;\nINSERT DATA {{ GRAPH <{graph_iri}> {{\n{ntriples}\n}} }}"
-    if summary is not None:
-        text += " ;\n" + replace_summary_update(graph_iri, summary)
-    return text
-
-
-_IRI_IN_TEXT = re.compile(r"<([^<>\s\"{}|^`\\]+)>")
-_GRAPH_VARIABLE = re.compile(r"\b(GRAPH|WITH)\s+[?$]|\bUSING\b|\b(CLEAR|DROP)\s+(ALL|NAMED)\b|\bMOVE\b|\bCOPY\b|\bADD\b|\bLOAD\b",
-                             re.IGNORECASE)
-
-
-def _resummarize(store: DecisionStore, sparql: str) -> None:
-    """After an update: re-derive the summaries of the records it names (a record changed in
-    place), or of every record when it may have touched records it does not name (a `GRAPH
-    ?g` pattern, `LOAD`, `MOVE`, ...), and add/remove those of records it added/removed."""
-    if _GRAPH_VARIABLE.search(sparql):
-        ensure_summaries(store, everything=True)
-    else:
-        ensure_summaries(store, rederive=set(_IRI_IN_TEXT.findall(sparql)) or None)
 
 
 def is_store_folder(folder: Path) -> bool:

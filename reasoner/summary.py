@@ -253,3 +253,27 @@ def ensure_summaries(store, rederive: set[str] | None = None, everything: bool =
                  f"INSERT DATA {{ GRAPH <{SUMMARY_GRAPH}> {{ {_MARKER} \"{SUMMARY_FORMAT}\" }} }}")
     store.raw_update(" ;\n".join(parts))
     return done
+
+
+def replace_record_update(graph_iri: str, ntriples: str, summary: str | None) -> str:
+    """SPARQL Update text replacing one record graph (and, with `summary`, its summary)."""
+    text = f"DROP SILENT GRAPH <{graph_iri}> ;\nINSERT DATA {{ GRAPH <{graph_iri}> {{\n{ntriples}\n}} }}"
+    if summary is not None:
+        text += " ;\n" + replace_summary_update(graph_iri, summary)
+    return text
+
+
+_IRI_IN_TEXT = re.compile(r"<([^<>\s\"{}|^`\\]+)>")
+#: update forms that may touch record graphs they do not name
+_GRAPH_VARIABLE = re.compile(r"\b(GRAPH|WITH)\s+[?$]|\bUSING\b|\b(CLEAR|DROP)\s+(ALL|NAMED)\b"
+                             r"|\b(MOVE|COPY|ADD|LOAD)\b", re.IGNORECASE)
+
+
+def after_update(store, sparql: str) -> None:
+    """After an update: re-derive the summaries of the records it names (a record changed in
+    place), or of every record when it may have touched records it does not name (a `GRAPH
+    ?g` pattern, `LOAD`, `MOVE`, ...), and add/remove those of records it added/removed."""
+    if _GRAPH_VARIABLE.search(sparql):
+        ensure_summaries(store, everything=True)
+    else:
+        ensure_summaries(store, rederive=set(_IRI_IN_TEXT.findall(sparql)) or None)
