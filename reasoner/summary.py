@@ -36,6 +36,7 @@ import re
 from collections import defaultdict
 from datetime import date
 
+from .errors import InputError
 from .vocab import NR
 
 SUMMARY_GRAPH = "https://w3id.org/necessity/summary"
@@ -149,7 +150,8 @@ def summary_ntriples(det_iri: str, ntriples: str) -> str:
         for statement in rec.iris(result, "supportingEvidence"):
             profile.append(f"{_nr('evidenceCited')} {_iri(statement)}")
     if inferred:
-        profile.append(f"{_nr('decisiveInferredFacts')} {_lit(str(len(inferred)), _XSD + 'integer')}")
+        count = _lit(str(len(inferred)), _XSD + "integer")
+        profile.append(f"{_nr('decisiveInferredFacts')} {count}")
     for req in rec.iris(det_iri, "hasInformationRequest"):
         desc = [f"<{_RDF_TYPE}> {_nr('InformationRequest')}"]
         for prop in ("referenceId", "requestedInformation", "documentationLocation"):
@@ -179,10 +181,11 @@ def summary_ntriples(det_iri: str, ntriples: str) -> str:
         out.append(f"{d} {_nr('caseId')} {_lit(case_id)} .")
     if service:
         out.append(f"{d} {_nr('summaryServiceDate')} {_lit(service.isoformat(), _XSD + 'date')} .")
-    requested = sorted({day for req in requests for day in map(_date, rec.objects(req, "requestedDate"))
-                        if day})
+    requested = sorted({day for req in requests
+                        for day in map(_date, rec.objects(req, "requestedDate")) if day})
     if requested:
-        out.append(f"{d} {_nr('summaryRequestedDate')} {_lit(requested[0].isoformat(), _XSD + 'date')} .")
+        first_request = _lit(requested[0].isoformat(), _XSD + "date")
+        out.append(f"{d} {_nr('summaryRequestedDate')} {first_request} .")
     onsets = [day for req in requests for dx in rec.iris(req, "reasonDiagnosis")
               for day in map(_date, rec.objects(dx, "onsetDate"))
               if day and service and day <= service]
@@ -243,21 +246,28 @@ def ensure_summaries(store, rederive: set[str] | None = None, everything: bool =
         todo = (records - summarized) | (set(rederive or ()) & records)
     parts = [replace_summary_update(iri, "") for iri in sorted(summarized - records)]
     done = 0
-    for iri in sorted(todo):
-        parts.append(replace_summary_update(iri, summary_ntriples(iri, store.record_ntriples(iri))))
-        done += 1
-        if len(parts) >= 200:
-            store.raw_update(" ;\n".join(parts))
-            parts = []
-    parts.append(f"DELETE WHERE {{ GRAPH <{SUMMARY_GRAPH}> {{ {_MARKER} ?f }} }} ;\n"
-                 f"INSERT DATA {{ GRAPH <{SUMMARY_GRAPH}> {{ {_MARKER} \"{SUMMARY_FORMAT}\" }} }}")
-    store.raw_update(" ;\n".join(parts))
+    try:
+        for iri in sorted(todo):
+            summary = summary_ntriples(iri, store.record_ntriples(iri))
+            parts.append(replace_summary_update(iri, summary))
+            done += 1
+            if len(parts) >= 200:
+                store.raw_update(" ;\n".join(parts))
+                parts = []
+        parts.append(f"DELETE WHERE {{ GRAPH <{SUMMARY_GRAPH}> {{ {_MARKER} ?f }} }} ;\n"
+                     f"INSERT DATA {{ GRAPH <{SUMMARY_GRAPH}> {{ {_MARKER} \"{SUMMARY_FORMAT}\" }} }}")
+        store.raw_update(" ;\n".join(parts))
+    except InputError as exc:  # e.g. a read-only endpoint: say what the queries would miss
+        raise InputError(f"the decision summary of {len(todo) - done} record(s) is missing and "
+                         f"could not be added, so queries/ would answer from a partial "
+                         f"summary: {exc}") from None
     return done
 
 
 def replace_record_update(graph_iri: str, ntriples: str, summary: str | None) -> str:
     """SPARQL Update text replacing one record graph (and, with `summary`, its summary)."""
-    text = f"DROP SILENT GRAPH <{graph_iri}> ;\nINSERT DATA {{ GRAPH <{graph_iri}> {{\n{ntriples}\n}} }}"
+    text = (f"DROP SILENT GRAPH <{graph_iri}> ;\n"
+            f"INSERT DATA {{ GRAPH <{graph_iri}> {{\n{ntriples}\n}} }}")
     if summary is not None:
         text += " ;\n" + replace_summary_update(graph_iri, summary)
     return text
