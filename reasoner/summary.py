@@ -60,6 +60,7 @@ _READ_PROPERTIES = ("outcome", "underPolicyVersion", "serviceDate", "forCase", "
                     "hasInformationRequest", "referenceId", "requestedInformation",
                     "documentationLocation", "forCriterion", "indexRequest", "code",
                     "requestedDate", "reasonDiagnosis", "onsetDate")
+_TYPED = f"<{_RDF_TYPE}> <{NR}Determination>"
 _READ = re.compile(r" <%s(?:%s)> " % (re.escape(str(NR)), "|".join(_READ_PROPERTIES)))
 
 
@@ -89,13 +90,23 @@ class _Record:
 
         self.by_subject: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
         # Only the lines with a predicate the summary reads are parsed (~60 of ~800).
-        lines = "\n".join(line for line in ntriples.split("\n") if _READ.search(line))
+        lines = "\n".join(line for line in ntriples.split("\n")
+                           if _READ.search(line) or _TYPED in line)
         for t in ox.parse(lines.encode("utf-8"), format=ox.RdfFormat.N_TRIPLES):
             if isinstance(t.subject, ox.NamedNode):
                 self.by_subject[t.subject.value][t.predicate.value].append(t.object)
 
     def objects(self, subject: str, prop: str) -> list:
         return self.by_subject.get(subject, {}).get(NR + prop, [])
+
+    def is_determination(self, subject: str) -> bool:
+        return any(getattr(o, "value", None) == f"{NR}Determination"
+                   for o in self.by_subject.get(subject, {}).get(_RDF_TYPE, []))
+
+    def named(self, subject: str, prop: str):
+        """The first IRI value of `prop` (a literal where an IRI belongs is left out)."""
+        iris = self.iris(subject, prop)
+        return iris[0] if iris else None
 
     def iris(self, subject: str, prop: str) -> list[str]:
         return sorted({o.value for o in self.objects(subject, prop) if hasattr(o, "value")
@@ -119,33 +130,36 @@ def summary_ntriples(det_iri: str, ntriples: str) -> str:
     """The summary of one record (N-Triples text) as N-Triples, for `SUMMARY_GRAPH`; empty
     when the text holds no determination `det_iri`."""
     rec = _Record(ntriples)
-    outcome, version = rec.one(det_iri, "outcome"), rec.one(det_iri, "underPolicyVersion")
-    if outcome is None or version is None:
+    if not rec.is_determination(det_iri):
         return ""
-    outcome_name = outcome.value.rsplit("#", 1)[-1]
+    # Values are taken where they are IRIs (or dates) as the reasoner writes them; a record
+    # edited by hand to hold a literal there is summarised without that value.
+    outcome, version = rec.named(det_iri, "outcome"), rec.named(det_iri, "underPolicyVersion")
+    outcome_name = outcome.rsplit("#", 1)[-1] if outcome else ""
     service = _date(rec.one(det_iri, "serviceDate"))
-    case = rec.one(det_iri, "forCase")
-    requests = rec.iris(case.value, "indexRequest") if case is not None else []
+    case = rec.named(det_iri, "forCase")
+    requests = rec.iris(case, "indexRequest") if case else []
 
     profile: list[str] = [
-        f"{_nr('profileVersion')} {_iri(version.value)}",
-        f"{_nr('profileOutcome')} {_iri(outcome.value)}",
-        f"{_nr('serviceMonth')} {_lit(service.isoformat()[:7] if service else 'no date')}",
-    ]
+        f"{_nr('serviceMonth')} {_lit(service.isoformat()[:7] if service else 'no date')}"]
+    if version:
+        profile.append(f"{_nr('profileVersion')} {_iri(version)}")
+    if outcome:
+        profile.append(f"{_nr('profileOutcome')} {_iri(outcome)}")
     extra: list[str] = []  # descriptions of information-request nodes
     inferred, decisive_verdict = set(), _DECISIVE.get(outcome_name)
     for result in rec.iris(det_iri, "hasCriterionResult"):
-        criterion, verdict = rec.one(result, "criterion"), rec.one(result, "verdict")
+        criterion, verdict = rec.named(result, "criterion"), rec.named(result, "verdict")
         if criterion is None or verdict is None:
             continue
-        verdict_name = verdict.value.rsplit("#", 1)[-1]
+        verdict_name = verdict.rsplit("#", 1)[-1]
         if verdict_name in _VERDICT_PROPERTY:
-            profile.append(f"{_nr(_VERDICT_PROPERTY[verdict_name])} {_iri(criterion.value)}")
+            profile.append(f"{_nr(_VERDICT_PROPERTY[verdict_name])} {_iri(criterion)}")
         if verdict_name == decisive_verdict:
-            profile.append(f"{_nr('decisiveCriterion')} {_iri(criterion.value)}")
+            profile.append(f"{_nr('decisiveCriterion')} {_iri(criterion)}")
             facts = {o.value for o in rec.objects(result, "decidedByInference")}
             if facts:
-                profile.append(f"{_nr('decisiveOnInference')} {_iri(criterion.value)}")
+                profile.append(f"{_nr('decisiveOnInference')} {_iri(criterion)}")
                 inferred |= facts
         for statement in rec.iris(result, "supportingEvidence"):
             profile.append(f"{_nr('evidenceCited')} {_iri(statement)}")
@@ -168,7 +182,7 @@ def summary_ntriples(det_iri: str, ntriples: str) -> str:
     profile = sorted(set(profile))
     profile_iri = _node("profile", profile)
 
-    day_lines = [f"{_nr('profileVersion')} {_iri(version.value)}"]
+    day_lines = [f"{_nr('profileVersion')} {_iri(version)}"] if version else []
     if service:
         day_lines.append(f"{_nr('summaryServiceDate')} {_lit(service.isoformat(), _XSD + 'date')}")
     day_iri = _node("day", day_lines)
