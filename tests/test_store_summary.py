@@ -249,3 +249,14 @@ def test_a_store_write_error_is_one_line(tmp_path, two_records):
 def test_record_queries_are_documented():
     text = (RECORD_QUERIES / "README.md").read_text(encoding="utf-8")
     assert "queries/" in text and Path(__file__).name in text
+
+
+def test_a_record_with_a_literal_where_an_iri_belongs_is_still_summarised(two_records):
+    """A record edited by hand (e.g. a script payload as its outcome) gets a summary without
+    that value, rather than a failing write or no summary at all."""
+    iri, nt = two_records[0]
+    outcome = Graph().parse(data=nt, format="nt").value(URIRef_(iri), NR.outcome)
+    hostile = nt.replace(f"<{NR.outcome}> <{outcome}>", f"<{NR.outcome}> \"<script>x</script>\"")
+    text = summary_ntriples(iri, hostile)
+    assert f"<{iri}> <{NR.decisionProfile}>" in text and "script" not in text
+    Graph().parse(data=text, format="nt")  # valid N-Triples
