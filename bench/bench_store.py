@@ -1,31 +1,43 @@
 #!/usr/bin/env python3
-"""Benchmark the decision store (issue 5): batch throughput into the embedded store with 1 and
-2 worker processes in the same run, and the median latency of every queries/*.rq at 10,000
-stored decisions.
+"""Benchmark the decision store: batch throughput into the embedded store with 1 and 2 worker
+processes in the same run, and the median latency of every analyst query (queries/*.rq) at
+100,000 stored decisions, beside the same queries as written before the decision summary
+(bench/record-queries/, reading the record graphs) as the baseline.
 
-    python bench/bench_store.py                        # defaults below
-    python bench/bench_store.py --throughput-cases 200 --decisions 10000 --repeat 7
-    python bench/bench_store.py --redecide             # 10,000 real re-decisions (slow)
+    python bench/bench_store.py                             # defaults below
+    python bench/bench_store.py --decisions 100000 --baseline-decisions 10000 --repeat 5
+    python bench/bench_store.py --skip-throughput --json    # the dict of `measure` as JSON
+
+From Python: ``measure(decisions=100_000, baseline_decisions=10_000) -> dict``.
 
 Workload
-- Throughput: `--throughput-cases` requests (default: one per corpus case) made by re-deciding the
-  corpus cases of `cases/` under synthetic case ids (`<id>-t<k>`) with every date shifted by k
-  days, so that each record is a distinct graph; each into a fresh on-disk store, first with
-  `--workers 1`, then 2. Times include writing every record (one transaction each); the
-  knowledge base is loaded before the clock starts.
-- Query latency: a fresh store holding `--decisions` records. By default the records of the
-  2-worker throughput run (one per corpus case; else each corpus case decided once) are cloned
-  under synthetic ids (`<id>-b<i>`) with their dates shifted by (37 i mod 365) days (verdicts copied, not re-derived: the latency of the queries depends on
-  the shape and size of the data, which the clones keep); `--redecide` re-decides every one
-  instead. Each query runs once to warm up, then `--repeat` times; the median is reported, with
-  the row count. The knowledge graph is loaded into the store (as `reasoner query --store` does).
+- Throughput (unless `--skip-throughput`): `--throughput-cases` requests (default: one per
+  corpus case) made by re-deciding the corpus cases of `cases/` under synthetic case ids
+  (`<id>-t<k>`) with every date shifted by k days, each into a fresh on-disk store, first with
+  `--workers 1`, then 2. Times include writing every record with its summary (one transaction
+  each); the knowledge base is loaded before the clock starts.
+- Query latency: a fresh store holding `--decisions` records, cloned from the decided corpus
+  (each corpus case decided once under `--policy`) under synthetic ids (`<id>-b<i>`) with their
+  dates shifted by (37 i mod 365) days: verdicts are copied, not re-derived (the latency of the
+  queries depends on the shape and size of the data, which the clones keep). Each clone's
+  summary is what the store writes with a record (`reasoner.summary.summary_ntriples`; clones
+  that differ only in their id share the computation, checked on a sample). The store is built
+  with pyoxigraph's bulk loader (not transactional: for building the benchmark store only), then
+  opened as `reasoner query --store` opens it (knowledge graph loaded, summary checked).
+  Each query runs once to warm up, then `--repeat` times; the median is reported with the row
+  count. The baseline (bench/record-queries/) runs on a second store of `--baseline-decisions`
+  records built the same way (the old queries take seconds each at 10,000 already; give
+  `--baseline-decisions` equal to `--decisions` to run them at the full size), and the current
+  queries run there too, so that both are compared at the same size.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -42,9 +54,13 @@ from reasoner import batch  # noqa: E402
 from reasoner.batch import CaseResult, run_batch  # noqa: E402
 from reasoner.case import collect_cases  # noqa: E402
 from reasoner.store import EmbeddedStore, record_ntriples, safe_iri  # noqa: E402
+from reasoner.summary import SUMMARY_GRAPH, summary_ntriples  # noqa: E402
 from reasoner.vocab import CASE_BASE, DETERMINATION_BASE  # noqa: E402
 
 XSD_DATE = "http://www.w3.org/2001/XMLSchema#date"
+QUERIES = ROOT / "queries"
+BASELINE_QUERIES = ROOT / "bench" / "record-queries"
+_DATE = re.compile(r'"(\d{4}-\d{2}-\d{2})"\^\^<' + re.escape(XSD_DATE) + ">")
 
 
 def rewrite_case(case, new_id: str, shift_days: int):
@@ -88,16 +104,180 @@ def decide_synthetic(item: str) -> CaseResult:
 
 
 def clone_record(nt: str, case_id: str, new_id: str, shift_days: int) -> str:
+    """A record (N-Triples) under another case id, every xsd:date moved by `shift_days`."""
     text = nt.replace(f"{CASE_BASE}{case_id}/", f"{CASE_BASE}{new_id}/")
     text = text.replace(f"{DETERMINATION_BASE}{case_id}/", f"{DETERMINATION_BASE}{new_id}/")
     if shift_days:
         delta = timedelta(days=shift_days)
-
-        def move(m):
-            return f'"{(date.fromisoformat(m.group(1)) + delta).isoformat()}"^^<{XSD_DATE}>'
-
-        text = re.sub(r'"(\d{4}-\d{2}-\d{2})"\^\^<' + re.escape(XSD_DATE) + ">", move, text)
+        for day in sorted(set(_DATE.findall(text))):
+            moved = (date.fromisoformat(day) + delta).isoformat()
+            text = text.replace(f'"{day}"^^<{XSD_DATE}>', f'"{moved}"^^<{XSD_DATE}>')
     return text
+
+
+def decide_corpus(cases: str, policy: str, tmp: Path) -> list[CaseResult]:
+    """Each corpus case decided once under `policy` (2 workers); the records kept in memory."""
+    corpus = collect_cases([cases])
+    originals: list[CaseResult] = []
+    scratch = EmbeddedStore(str(tmp / "originals"))
+    run_batch([str(c) for c in corpus], policy, scratch, workers=2, root=str(ROOT),
+              progress=lambda r: originals.append(r) if not r.error else None)
+    scratch.close()
+    return sorted(originals, key=lambda r: r.iri)
+
+
+def build_store(path: Path, originals: list[CaseResult], decisions: int,
+                chunk: int = 2000) -> dict:
+    """A store of `decisions` records cloned from `originals`, each with its summary, bulk
+    loaded; opened and checked as `reasoner query --store` does. Returns its figures."""
+    start = time.perf_counter()
+    store = EmbeddedStore(str(path))
+    ids = [r.iri[len(DETERMINATION_BASE):].split("/", 1)[0] for r in originals]
+    cache: dict[tuple[int, int], tuple[str, str]] = {}  # (original, shift) -> (clone id, summary)
+    parts, summary_seconds, checked = [], 0.0, 0
+    for i in range(decisions):
+        k, shift = i % len(originals), (37 * i) % 365
+        new_id = f"{ids[k]}-b{i}"
+        graph = originals[k].iri.replace(f"{DETERMINATION_BASE}{ids[k]}/",
+                                         f"{DETERMINATION_BASE}{new_id}/")
+        nt = clone_record(originals[k].record, ids[k], new_id, shift)
+        t = time.perf_counter()
+        if (k, shift) in cache and checked >= 20:
+            first_id, first = cache[(k, shift)]
+            summary = first.replace(f"/{first_id}/", f"/{new_id}/").replace(
+                f'"{first_id}"', f'"{new_id}"')
+        else:
+            summary = summary_ntriples(graph, nt)
+            if (k, shift) in cache:  # the shortcut checked on a sample: same text
+                first_id, first = cache[(k, shift)]
+                assert summary == first.replace(f"/{first_id}/", f"/{new_id}/").replace(
+                    f'"{first_id}"', f'"{new_id}"'), graph
+                checked += 1
+            else:
+                cache[(k, shift)] = (new_id, summary)
+        summary_seconds += time.perf_counter() - t
+        # N-Triples "s p o ." -> N-Quads "s p o <graph> ." (a literal holds no raw newline)
+        parts.append(nt.replace(" .\n", f" <{graph}> .\n"))
+        parts.append(summary.replace(" .\n", f" <{SUMMARY_GRAPH}> .\n"))
+        if len(parts) >= 2 * chunk or i == decisions - 1:
+            store.store.bulk_load("".join(parts).encode("utf-8"), format=ox.RdfFormat.N_QUADS)
+            parts = []
+    store.store.update(f'INSERT DATA {{ GRAPH <{SUMMARY_GRAPH}> {{ <{SUMMARY_GRAPH}> '
+                       f'<https://w3id.org/necessity/ontology#summaryFormat> "1" }} }}')
+    loaded = time.perf_counter() - start
+    t = time.perf_counter()
+    store.ensure_kb(ROOT)  # what `reasoner query --store` runs first: KB + summary check
+    opened = time.perf_counter() - t
+    quads = len(store.store)
+    summaries = sum(1 for _ in store.store.quads_for_pattern(
+        None, None, None, ox.NamedNode(SUMMARY_GRAPH)))
+    records = len(store.records())
+    return {"store": store, "records": records, "quads": quads, "summary_quads": summaries,
+            "build_seconds": round(loaded, 1), "summary_seconds": round(summary_seconds, 1),
+            "ensure_kb_seconds": round(opened, 2)}
+
+
+def time_queries(store: EmbeddedStore, folder: Path, repeat: int) -> dict[str, dict]:
+    """name -> {"median_ms", "min_ms", "cpu_median_ms", "rows"} for every .rq of `folder`:
+    wall-clock time, and the CPU time of this process (pyoxigraph evaluates a query in the
+    calling thread), which other jobs on a shared machine inflate much less."""
+    out = {}
+    for path in sorted(folder.glob("*.rq")):
+        text = path.read_text(encoding="utf-8")
+        kind, payload, _ = store.select_json(text, source=path.name)  # warm-up
+        rows = len(json.loads(payload)["results"]["bindings"]) if kind == "solutions" else 0
+        times, cpu = [], []
+        for _ in range(repeat):
+            t, c = time.perf_counter(), time.process_time()
+            store.select_json(text, source=path.name)
+            times.append((time.perf_counter() - t) * 1000)
+            cpu.append((time.process_time() - c) * 1000)
+        out[path.stem] = {"median_ms": round(statistics.median(times), 1),
+                          "min_ms": round(min(times), 1),
+                          "cpu_median_ms": round(statistics.median(cpu), 1), "rows": rows}
+    return out
+
+
+def throughput(cases: str, policy: str, n: int, tmp: Path) -> list[dict]:
+    corpus = collect_cases([cases])
+    n = n or len(corpus)
+    rows = []
+    for workers in (1, 2):
+        items = [f"{corpus[k % len(corpus)]}\tt{k}-w{workers}\t{k}" for k in range(n)]
+        store = EmbeddedStore(str(tmp / f"throughput-{workers}"))
+        s = run_batch(items, policy, store, workers=workers, root=str(ROOT),
+                      decide=decide_synthetic)
+        store.close()
+        rows.append({"workers": workers, "stored": s.written, "errors": len(s.errors),
+                     "seconds": round(s.seconds, 1), "cases_per_s": round(s.rate, 2)})
+    return rows
+
+
+def measure(decisions: int = 100_000, baseline_decisions: int = 10_000, repeat: int = 5,
+            cases: str = str(ROOT / "cases"), policy: str = "lcd-l39240",
+            throughput_cases: int | None = None) -> dict:
+    """Query medians at `decisions` stored decisions, and current + baseline (pre-summary)
+    medians at `baseline_decisions` (0: no baseline); with `throughput_cases` (0 = one per
+    corpus case), batch throughput on 1 and 2 workers first. Returns a JSON-able dict."""
+    batch._init_state(str(ROOT), policy, None)  # knowledge base loaded before any clock
+    tmp = Path(tempfile.mkdtemp(prefix="bench-store-"))
+    result: dict = {"policy": policy, "cpus": os.cpu_count(), "python": sys.version.split()[0],
+                    "pyoxigraph": ox.__version__, "repeat": repeat}
+    try:
+        if throughput_cases is not None:
+            result["throughput"] = throughput(cases, policy, throughput_cases, tmp)
+        originals = decide_corpus(cases, policy, tmp)
+        result["originals"] = len(originals)
+        sizes = [("at_size", decisions)]
+        if baseline_decisions:
+            sizes.append(("baseline", baseline_decisions))
+        for key, size in sizes:
+            built = build_store(tmp / key, originals, size)
+            store = built.pop("store")
+            entry = {**built, "queries": time_queries(store, QUERIES, repeat)}
+            if key == "baseline":
+                entry["record_queries"] = time_queries(store, BASELINE_QUERIES, repeat)
+            store.close()
+            shutil.rmtree(tmp / key, ignore_errors=True)
+            result[key] = entry
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return result
+
+
+def _cell(q: dict | None) -> str:
+    if not q:
+        return f"{'-':>22}"
+    return f"{q['median_ms']:>8.1f} / {q['cpu_median_ms']:>7.1f} ({q['rows']:>5})"
+
+
+def print_report(r: dict) -> None:
+    print(f"policy {r['policy']}; {r['cpus']} CPU(s); Python {r['python']}; "
+          f"pyoxigraph {r['pyoxigraph']}; {r['originals']} corpus decisions cloned")
+    if "throughput" in r:
+        print("\nBatch throughput into the embedded store (records with their summaries, one "
+              "transaction each)")
+        print(f"{'workers':>7} | {'stored':>6} | {'errors':>6} | {'seconds':>8} | {'cases/s':>8}")
+        for t in r["throughput"]:
+            print(f"{t['workers']:>7} | {t['stored']:>6} | {t['errors']:>6} | {t['seconds']:>8} | "
+                  f"{t['cases_per_s']:>8}")
+    a, b = r["at_size"], r.get("baseline")
+    for key, e in (("at_size", a), ("baseline", b)):
+        if e:
+            print(f"\n{key}: {e['records']:,} decisions, {e['quads']:,} quads "
+                  f"({e['summary_quads']:,} in the summary graph); built in {e['build_seconds']} s "
+                  f"(summaries {e['summary_seconds']} s); ensure_kb {e['ensure_kb_seconds']} s")
+    print(f"\nQuery medians of {r['repeat']} runs after a warm-up: wall-clock ms / CPU ms (rows)")
+    head = f"{'query':<32} | {str(a['records']) + ' summary':>22}"
+    if b:
+        head += (f" | {str(b['records']) + ' summary':>22}"
+                 f" | {str(b['records']) + ' records (before)':>22}")
+    print(head)
+    for name, q in a["queries"].items():
+        line = f"{name:<32} | {_cell(q)}"
+        if b:
+            line += f" | {_cell(b['queries'][name])} | {_cell(b['record_queries'].get(name))}"
+        print(line)
 
 
 def main() -> int:
@@ -106,92 +286,19 @@ def main() -> int:
     p.add_argument("--policy", default="lcd-l39240")
     p.add_argument("--throughput-cases", type=int, default=0,
                    help="requests per throughput run (default: one per corpus case)")
-    p.add_argument("--decisions", type=int, default=10_000)
-    p.add_argument("--repeat", type=int, default=5)
-    p.add_argument("--redecide", action="store_true",
-                   help="re-decide every one of --decisions instead of cloning records")
     p.add_argument("--skip-throughput", action="store_true")
+    p.add_argument("--decisions", type=int, default=100_000)
+    p.add_argument("--baseline-decisions", type=int, default=10_000,
+                   help="size of the store for the pre-summary queries (0: none)")
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     args = p.parse_args()
-
-    corpus = collect_cases([args.cases])
-    print(f"corpus: {len(corpus)} cases in {args.cases}; policy {args.policy}; "
-          f"{os.cpu_count()} CPU(s); Python {sys.version.split()[0]}")
-    batch._init_state(str(ROOT), args.policy, None)  # knowledge base loaded before any clock
-    tmp = Path(tempfile.mkdtemp(prefix="bench-store-"))
-
-    if not args.skip_throughput:
-        n = args.throughput_cases or len(corpus)
-        rows = []
-        for workers in (1, 2):
-            items = [f"{corpus[k % len(corpus)]}\tt{k}-w{workers}\t{k}" for k in range(n)]
-            store = EmbeddedStore(str(tmp / f"throughput-{workers}"))
-            results = []
-            summary = run_batch(items, args.policy, store, workers=workers, root=str(ROOT),
-                                decide=decide_synthetic, progress=results.append)
-            decided = [r for r in results if not r.error]
-            store.close()
-            rows.append((workers, summary))
-        print(f"\nBatch throughput into the embedded store ({n} requests re-decided under "
-              "synthetic ids, one record per transaction)")
-        print(f"{'workers':>7} | {'stored':>6} | {'errors':>6} | {'seconds':>8} | {'cases/s':>8} | speed-up")
-        base = rows[0][1].rate or 1.0
-        for workers, s in rows:
-            print(f"{workers:>7} | {s.written:>6} | {len(s.errors):>6} | {s.seconds:>8.1f} | "
-                  f"{s.rate:>8.2f} | {s.rate / base:.2f}x")
-
-    # ------------------------------------------------------------------ 10,000 decisions
-    store = EmbeddedStore(str(tmp / "decisions"))
-    start = time.perf_counter()
-    originals = decided if not args.skip_throughput else []  # reuse the 2-worker records
-    if args.redecide:
-        items = [f"{corpus[i % len(corpus)]}\tb{i}\t{(37 * i) % 365}" for i in range(args.decisions)]
-        summary = run_batch(items, args.policy, store, workers=2, root=str(ROOT),
-                            decide=decide_synthetic)
-        made = summary.written
-        how = f"re-decided ({summary.rate:.2f} cases/s)"
+    r = measure(args.decisions, args.baseline_decisions, args.repeat, args.cases, args.policy,
+                None if args.skip_throughput else args.throughput_cases)
+    if args.json:
+        print(json.dumps(r, indent=2))
     else:
-        if not originals:
-            scratch = EmbeddedStore(str(tmp / "originals"))
-            run_batch([str(c) for c in corpus], args.policy, scratch, workers=2, root=str(ROOT),
-                      progress=lambda r: originals.append(r) if not r.error else None)
-            scratch.close()
-        ids = [r.iri[len(DETERMINATION_BASE):].split("/", 1)[0] for r in originals]
-        made, parts = 0, []
-        for i in range(args.decisions):
-            k = i % len(originals)
-            nt = clone_record(originals[k].record, ids[k], f"{ids[k]}-b{i}", (37 * i) % 365)
-            graph = originals[k].iri.replace(f"{DETERMINATION_BASE}{ids[k]}/",
-                                             f"{DETERMINATION_BASE}{ids[k]}-b{i}/")
-            # N-Triples line "s p o ." -> N-Quads "s p o <graph> ."
-            parts.append("".join(f"{line.rstrip()[:-1]}<{graph}> .\n"
-                                 for line in nt.splitlines() if line.strip()))
-            if len(parts) == 500 or i == args.decisions - 1:
-                # Bulk loading (not transactional) is for building the benchmark store only.
-                store.store.bulk_load("".join(parts).encode("utf-8"), format=ox.RdfFormat.N_QUADS)
-                made += len(parts)
-                parts = []
-        how = f"cloned from {len(originals)} decided corpus cases"
-    build = time.perf_counter() - start
-    store.ensure_kb(ROOT)
-    quads = store.select_rows("SELECT (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } }")[0]["n"]
-    records = len(store.records())
-    print(f"\nQuery latency at {records} stored decisions ({how}; {int(quads):,} quads incl. the "
-          f"knowledge graph; built in {build:.0f} s); median of {args.repeat} runs after one warm-up")
-    print(f"{'query':<36} | {'median ms':>9} | {'min ms':>7} | {'rows':>5}")
-    for path in sorted((ROOT / "queries").glob("*.rq")):
-        text = path.read_text(encoding="utf-8")
-        kind, payload, _ = store.select_json(text, source=path.name)
-        n_rows = len(store.select_rows(text, source=path.name)) if kind == "solutions" else 0
-        times = []
-        for _ in range(args.repeat):
-            t = time.perf_counter()
-            store.select_json(text, source=path.name)
-            times.append((time.perf_counter() - t) * 1000)
-        print(f"{path.name:<36} | {statistics.median(times):>9.1f} | {min(times):>7.1f} | {n_rows:>5}")
-    store.close()
-    import shutil
-
-    shutil.rmtree(tmp, ignore_errors=True)
+        print_report(r)
     return 0
 
 

@@ -19,6 +19,12 @@ Queries run over the records **and** the knowledge graph: the ontology, knowledg
 files are loaded once into the named graph `KB_GRAPH`, keyed by the sha256 of their contents
 (re-loaded only when a file changes), and queries see the union of all graphs as their default
 graph (`use_default_graph_as_union` here; the server's union-default-graph setting remotely).
+
+Every record is written together with its **summary** (reasoner/summary.py) in the named graph
+`SUMMARY_GRAPH`, in the same transaction (one SPARQL update; remotely too, since the Graph Store
+Protocol replaces one graph per request). The analysts' queries read the summary; `ensure_kb`
+(run before queries by `reasoner query --store` and `reasoner serve`) also adds the summary of
+any record stored without one, and `update` keeps it in step with what an update changed.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from pathlib import Path
 
 from .endpoints import endpoints, negotiate, with_param
 from .errors import InputError, KnowledgeError, redact
+from .summary import after_update, ensure_summaries, replace_record_update, summary_ntriples
 from .vocab import NR, PREFIXES
 
 KB_GRAPH = "https://w3id.org/necessity/kb"
@@ -156,8 +163,13 @@ class DecisionStore:
     location: str
 
     # -- primitives -----------------------------------------------------------------
-    def put_ntriples(self, graph_iri: str, ntriples: str) -> None:
-        """Replace named graph `graph_iri` by these triples, atomically."""
+    def put_ntriples(self, graph_iri: str, ntriples: str, summary: str | None = None) -> None:
+        """Replace named graph `graph_iri` by these triples, atomically; with `summary`
+        (N-Triples), replace the record's summary in `SUMMARY_GRAPH` in the same transaction."""
+        raise NotImplementedError
+
+    def raw_update(self, sparql: str) -> None:
+        """A SPARQL update of the store's own (no summary upkeep after it)."""
         raise NotImplementedError
 
     def select_json(self, sparql: str, source: str = "query") -> tuple[str, bytes, str]:
@@ -182,14 +194,15 @@ class DecisionStore:
     def put(self, graph_iri: str, record) -> None:
         """Store a record (an rdflib Graph or N-Triples text) as the named graph `graph_iri`."""
         text = record if isinstance(record, str) else record_ntriples(record)
-        self._write(safe_iri(graph_iri), text)
+        iri = safe_iri(graph_iri)
+        self._write(iri, text, summary_ntriples(iri, text))
 
-    def _write(self, graph_iri: str, ntriples: str) -> None:
+    def _write(self, graph_iri: str, ntriples: str, summary: str | None = None) -> None:
         """`put_ntriples`, with a store that cannot write (a full disk: ENOSPC, a read-only
         folder) reported as one line, exit 2; the write is one transaction, so nothing of the
         record is stored."""
         try:
-            self.put_ntriples(graph_iri, ntriples)
+            self.put_ntriples(graph_iri, ntriples, summary)
         except OSError as exc:
             raise InputError(f"cannot write to the store: {exc.strerror or _one_line(exc)}",
                              source=_short(self.location)) from None
@@ -202,6 +215,18 @@ class DecisionStore:
         """One record as an rdflib Graph (empty if absent)."""
         result = self.query(f"CONSTRUCT {{ ?s ?p ?o }} WHERE {{ GRAPH <{graph_iri}> {{ ?s ?p ?o }} }}")
         return result.graph
+
+    def record_ntriples(self, graph_iri: str) -> str:
+        """One record as N-Triples text (empty if absent)."""
+        kind, payload, media = self.select_json(
+            f"CONSTRUCT {{ ?s ?p ?o }} WHERE {{ GRAPH <{graph_iri}> {{ ?s ?p ?o }} }}")
+        if "n-triples" in media or media == "text/plain":
+            return payload.decode("utf-8")
+        return _to_rdflib_result(kind, payload, media).graph.serialize(format="nt")
+
+    def ensure_summaries(self, rederive: set[str] | None = None, everything: bool = False) -> int:
+        """Add the summary of every record stored without one (reasoner/summary.py)."""
+        return ensure_summaries(self, rederive, everything)
 
     def query(self, sparql: str, source: str = "query"):
         """Run SPARQL over the records and the knowledge graph; an rdflib `Result`."""
@@ -217,10 +242,12 @@ class DecisionStore:
         return [{k: v["value"] for k, v in b.items()} for b in data["results"]["bindings"]]
 
     def ensure_kb(self, root: Path | None = None) -> bool:
-        """Load the knowledge graph into `KB_GRAPH` unless the same content is already there.
-        Returns True when it (re)loaded."""
+        """Load the knowledge graph into `KB_GRAPH` unless the same content is already there,
+        and add the summary of any record stored without one (`ensure_summaries`): what a
+        store needs before the analysts' queries run. Returns True when the KB (re)loaded."""
         files = kb_files(root)
         digest = kb_hash(files)
+        self.ensure_summaries()
         if self._kb_marker() == digest:
             return False
         nt = kb_ntriples(files)
@@ -275,19 +302,19 @@ class EmbeddedStore(DecisionStore):
                 text = "unusable store path: File name too long"
             raise InputError(text[:300], source=_short(self.location)) from None
 
-    def put_ntriples(self, graph_iri: str, ntriples: str) -> None:
-        # One update = one transaction (pyoxigraph): the old graph goes and the new one comes
-        # together or not at all.
-        self.store.update(
-            f"DROP SILENT GRAPH <{graph_iri}> ;\nINSERT DATA {{ GRAPH <{graph_iri}> {{\n{ntriples}\n}} }}")
+    def put_ntriples(self, graph_iri: str, ntriples: str, summary: str | None = None) -> None:
+        # One update = one transaction (pyoxigraph): the old graph (and its summary) goes and
+        # the new one comes together or not at all.
+        self.store.update(replace_record_update(graph_iri, ntriples, summary))
 
     def put_many(self, records: list[tuple[str, str]]) -> None:
-        """Several records in one transaction (each whole, or none of them)."""
-        parts = []
-        for iri, nt in records:
-            parts.append(f"DROP SILENT GRAPH <{iri}> ;\nINSERT DATA {{ GRAPH <{iri}> {{\n{nt}\n}} }}")
+        """Several records (with their summaries) in one transaction (each whole, or none)."""
+        parts = [replace_record_update(iri, nt, summary_ntriples(iri, nt)) for iri, nt in records]
         if parts:
             self.store.update(" ;\n".join(parts))
+
+    def raw_update(self, sparql: str) -> None:
+        self.store.update(sparql)
 
     def _query(self, sparql: str, source: str):
         text = sparql
@@ -328,12 +355,14 @@ class EmbeddedStore(DecisionStore):
         return result.serialize(format=fmt), media
 
     def update(self, sparql: str, source: str = "update") -> None:
+        """A SPARQL update; the summary follows what it changed (`after_update`)."""
         try:
             self.store.update(sparql, prefixes={k: str(v) for k, v in PREFIXES.items()})
         except SyntaxError as exc:
             raise InputError(f"bad SPARQL update: {_one_line(exc)}", source=source) from None
         except (OSError, ValueError, RuntimeError) as exc:
             raise InputError(f"update failed: {_one_line(exc)}", source=source) from None
+        after_update(self, sparql)
 
     def records(self) -> list[str]:
         import pyoxigraph as ox
@@ -392,7 +421,12 @@ class RemoteStore(DecisionStore):
             reason = getattr(exc, "reason", exc)
             raise InputError(f"cannot reach {url}: {reason}", source=source) from None
 
-    def put_ntriples(self, graph_iri: str, ntriples: str) -> None:
+    def put_ntriples(self, graph_iri: str, ntriples: str, summary: str | None = None) -> None:
+        if summary is not None:
+            # A record and its summary are two graphs: one SPARQL update (one transaction on
+            # SPARQL 1.1 servers) replaces both; a Graph Store PUT replaces one graph only.
+            self.raw_update(replace_record_update(graph_iri, ntriples, summary))
+            return
         # Graph Store Protocol, one PUT: the server replaces the graph in one request.
         # N-Triples is a subset of Turtle; every GSP server accepts text/turtle.
         if self.gsp_url:
@@ -423,6 +457,11 @@ class RemoteStore(DecisionStore):
         return "graph", payload, media
 
     def update(self, sparql: str, source: str = "update") -> None:
+        """A SPARQL update; the summary follows what it changed (`after_update`)."""
+        self.raw_update(sparql, source)
+        after_update(self, sparql)
+
+    def raw_update(self, sparql: str, source: str = "update") -> None:
         text = prefix_lines(sparql) + sparql
         self._request("POST", self.update_url, text.encode("utf-8"),
                       {"Content-Type": "application/sparql-update; charset=utf-8"}, source=source)

@@ -166,11 +166,11 @@ def test_a_full_disk_stops_the_batch_with_a_summary_and_exit_2(tmp_path, monkeyp
     real_put = EmbeddedStore.put_ntriples
     calls = []
 
-    def put_until_full(self, graph_iri, ntriples):
+    def put_until_full(self, graph_iri, ntriples, summary=None):
         calls.append(graph_iri)
         if len(calls) > 1:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        real_put(self, graph_iri, ntriples)
+        real_put(self, graph_iri, ntriples, summary)
 
     monkeypatch.setattr(EmbeddedStore, "put_ntriples", put_until_full)
     store_dir = tmp_path / "s"
@@ -318,7 +318,7 @@ def test_no_secret_of_a_store_url_is_printed(tmp_path):
 
 
 def test_determine_into_a_full_store_is_one_line_exit_2(tmp_path, monkeypatch):
-    def full(self, graph_iri, ntriples):
+    def full(self, graph_iri, ntriples, summary=None):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(EmbeddedStore, "put_ntriples", full)

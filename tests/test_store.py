@@ -159,8 +159,25 @@ def _assert_every_record_complete(store_dir, reasoner, stored):
         n_files = len(kb.file_hashes)
         pack = kb.pack("lcd-l39240")
         records = set(store.records())
+        # every record has its summary, written in the same transaction, and nothing else does
+        from rdflib import Graph
+        from rdflib.compare import isomorphic
+
+        from reasoner.summary import SUMMARY_GRAPH, summary_ntriples
+
+        graphs = [g for g in graphs if g != SUMMARY_GRAPH]
+        summarised = {row["d"] for row in store.select_rows(
+            f"SELECT ?d WHERE {{ GRAPH <{SUMMARY_GRAPH}> {{ ?d nr:decisionProfile ?p }} }}")}
+        assert summarised == records
         for g in graphs:
             assert g in records, f"{g}: a named graph that is not a whole record"
+            own = store.query(f"CONSTRUCT {{ <{g}> ?p ?o }} WHERE {{ GRAPH <{SUMMARY_GRAPH}> "
+                              f"{{ <{g}> ?p ?o }} }}").graph
+            want = Graph().parse(data=summary_ntriples(g, store.record_ntriples(g)), format="nt")
+            mine = Graph()
+            for triple in want.triples((own_subject(g), None, None)):
+                mine.add(triple)
+            assert len(mine) >= 3 and isomorphic(own, mine), g
             rows = store.select_rows(f"""SELECT
                 (COUNT(DISTINCT ?r) AS ?results) (COUNT(DISTINCT ?verdicted) AS ?verdicts)
                 (COUNT(DISTINCT ?f) AS ?files) (COUNT(DISTINCT ?o) AS ?outcomes)
@@ -178,6 +195,12 @@ def _assert_every_record_complete(store_dir, reasoner, stored):
         return graphs
     finally:
         store.close()
+
+
+def own_subject(iri: str):
+    from rdflib import URIRef
+
+    return URIRef(iri)
 
 
 def test_sigkill_mid_batch_leaves_no_lost_and_no_partial_record(tmp_path, reasoner):
