@@ -37,13 +37,13 @@ def steps(args) -> list[tuple[str, list[str]]]:
         ("determine", ["bench_determine.py", "--n", "200" if quick else "1000",
                        "--naive-n", "10" if quick else "30"]),
         ("cold", ["bench_cold.py", "--runs", "5"]),
+        ("hooks", ["bench_hooks.py", "--calls", "200", "--clients", "20"]),
         ("batch", ["bench_batch.py", "--n", "200" if quick else "600", "--rss-small",
                    "300" if quick else "1000", "--rss-large",
                    "1000" if quick else str(args.rss_large)]),
         ("store", ["bench_store.py", "--skip-throughput", "--decisions",
                    "10000" if quick else str(args.decisions), "--baseline-decisions",
                    "2000" if quick else "10000", "--repeat", "5"]),
-        ("hooks", ["bench_hooks.py", "--calls", "200", "--clients", "20"]),
     ]
 
 
@@ -64,7 +64,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a few minutes)")
     ap.add_argument("--only", nargs="*", default=None,
-                    help="run only these steps: determine cold batch store hooks")
+                    help="run only these steps: determine cold hooks batch store")
     ap.add_argument("--rss-large", type=int, default=100_000,
                     help="cases of the large peak-memory batch run (default 100,000)")
     ap.add_argument("--decisions", type=int, default=100_000,
