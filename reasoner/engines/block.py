@@ -44,7 +44,7 @@ from pyoxigraph import BlankNode, NamedNode, Quad, Store, Variable
 from ..errors import KnowledgeError
 from .compiled import Program
 from .compiled_data import CaseIndex
-from .compiled_run import _result, _text, bind_this
+from .compiled_run import _text, bind_this, solution_results
 from .block_scope import _G, scoped, scoped_rule
 from .shacl import ShapesReport
 
@@ -292,7 +292,7 @@ def _constraint(c, text, store, runs, results) -> None:
             raise KnowledgeError(f"SPARQL constraint of <{c.shape}> failed: {exc}") from None
         for i, run, focus in pairs:
             rows = grouped.get((i, focus), [])
-            results[i].extend(_results(c, run.scope, focus, names, rows, skip=_G))
+            results[i].extend(solution_results(c, run.scope, focus, names, rows, skip=_G))
         return
     for i, run, focus in pairs:
         try:
@@ -301,30 +301,7 @@ def _constraint(c, text, store, runs, results) -> None:
         except Exception as exc:
             raise KnowledgeError(f"SPARQL constraint of <{c.shape}> failed: {exc}") from None
         names = [v.value for v in solutions.variables]
-        results[i].extend(_results(c, run.scope, focus, names, solutions))
-
-
-def _results(c, scope, focus, names, rows, skip=None) -> list:
-    """Validation results of one focus node's solutions (compiled_run.validate, per focus)."""
-    out, seen, failed = [], [], False
-    for row in rows:
-        bound = {n: row[k] for k, n in enumerate(names) if row[k] is not None and n != skip}
-        if "failure" in bound:
-            if failed:
-                continue
-            failed = True
-            bound.pop("failure")
-            out.append(_result(c, scope, focus, None, None, None, bound))
-            continue
-        p, v, t = bound.pop("path", None), bound.pop("value", None), bound.pop("this", None)
-        if p is None and v is None and t is None:
-            continue
-        key = (t, p, v, bound)
-        if key in seen:
-            continue
-        seen.append(key)
-        out.append(_result(c, scope, focus, t, p, v, bound))
-    return out
+        results[i].extend(solution_results(c, run.scope, focus, names, solutions))
 
 
 def _trace(t, text, store, runs, traces) -> None:

@@ -150,27 +150,34 @@ def validate(program: Program, store: Store, scope: CaseTerms) -> ShapesReport:
             except Exception as exc:
                 raise KnowledgeError(f"SPARQL constraint of <{c.shape}> failed: {exc}") from None
             names = [v.value for v in solutions.variables]
-            seen = []
-            failed = False
-            for row in solutions:
-                bound = {n: row[i] for i, n in enumerate(names) if row[i] is not None}
-                if "failure" in bound:
-                    if failed:
-                        continue
-                    failed = True
-                    bound.pop("failure")
-                    results.append(_result(c, scope, focus, None, None, None, bound))
-                    continue
-                p, v, t = bound.pop("path", None), bound.pop("value", None), bound.pop("this", None)
-                if p is None and v is None and t is None:
-                    continue
-                key = (t, p, v, bound)
-                if key in seen:
-                    continue
-                seen.append(key)
-                results.append(_result(c, scope, focus, t, p, v, bound))
+            results.extend(solution_results(c, scope, focus, names, solutions))
     results.sort(key=lambda r: (str(r.source_shape), str(r.focus_node), str(r.value)))
     return ShapesReport(not results, results, None, _text(results))
+
+
+def solution_results(c, scope, focus, names, rows, skip=None) -> list:
+    """The validation results of one constraint's solutions for one focus node (SHACL 1.1
+    5.3.2: a `?failure` solution is one failure result; each distinct this/path/value row is
+    one result, its other bindings filling the message); `skip`: a variable not to bind."""
+    out, seen, failed = [], [], False
+    for row in rows:
+        bound = {n: row[k] for k, n in enumerate(names) if row[k] is not None and n != skip}
+        if "failure" in bound:
+            if failed:
+                continue
+            failed = True
+            bound.pop("failure")
+            out.append(_result(c, scope, focus, None, None, None, bound))
+            continue
+        p, v, t = bound.pop("path", None), bound.pop("value", None), bound.pop("this", None)
+        if p is None and v is None and t is None:
+            continue
+        key = (t, p, v, bound)
+        if key in seen:
+            continue
+        seen.append(key)
+        out.append(_result(c, scope, focus, t, p, v, bound))
+    return out
 
 
 def _result(c, scope: CaseTerms, focus, t, p, v, others: dict) -> ShapeResult:
