@@ -133,6 +133,19 @@ def _quiet(change: dict) -> bool:
     return one_sided and (change["from"] or change["to"]) in ("met", "not-applicable")
 
 
+def resolve_refs(kb, from_ref: str, to_ref: str):
+    """The two sides of a diff, each (policy id, version or None, pack); an unknown policy or
+    version is bad input (the pack's own errors)."""
+    sides = []
+    for ref in (from_ref, to_ref):
+        policy, version = parse_policy_ref(ref)
+        pack = kb.pack(policy)
+        if version:
+            pack.version(version)
+        sides.append((policy, version, pack))
+    return sides
+
+
 def run_diff(reasoner, case_paths: list[Path], from_ref: str, to_ref: str,
              cache: DeterminationCache | None = None,
              progress: Callable[[int, int], None] | None = None) -> DiffReport:
@@ -140,12 +153,7 @@ def run_diff(reasoner, case_paths: list[Path], from_ref: str, to_ref: str,
     criteria whose condition shapes differ (rdflib.compare.graph_diff per criterion).
     `progress(done, total)` is called after each case."""
     kb = reasoner.kb
-    (p1, v1), (p2, v2) = parse_policy_ref(from_ref), parse_policy_ref(to_ref)
-    pack1, pack2 = kb.pack(p1), kb.pack(p2)
-    if v1:
-        pack1.version(v1)
-    if v2:
-        pack2.version(v2)
+    (p1, v1, pack1), (p2, v2, pack2) = resolve_refs(kb, from_ref, to_ref)
     cache = cache or DeterminationCache(reasoner)
     cases = []
     used_versions: set[tuple[str, str]] = set()

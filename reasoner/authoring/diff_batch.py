@@ -10,7 +10,7 @@ from typing import Callable, Iterable
 
 from ..errors import InputError
 from ..model import reference_sort_key
-from .diff import CaseDiff, DiffReport, _report, parse_policy_ref
+from .diff import CaseDiff, DiffReport, _report, resolve_refs
 
 
 def _case_diff(p1, p2, a, b) -> CaseDiff:
@@ -53,12 +53,7 @@ def run_diff_batch(reasoner, cases: Callable[[], Iterable], from_ref: str, to_re
     from ..batch import DEFAULT_BLOCK_SIZE, DEFAULT_CASE_TIMEOUT, run_batch
 
     kb = reasoner.kb
-    (p1, v1), (p2, v2) = parse_policy_ref(from_ref), parse_policy_ref(to_ref)
-    pack1, pack2 = kb.pack(p1), kb.pack(p2)
-    if v1:
-        pack1.version(v1)
-    if v2:
-        pack2.version(v2)
+    (p1, v1, pack1), (p2, v2, pack2) = resolve_refs(kb, from_ref, to_ref)
     from ..batch import _WORKER
 
     if _WORKER.get("reasoner") is None:  # the batch reuses this knowledge base, loaded once

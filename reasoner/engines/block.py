@@ -44,7 +44,7 @@ from pyoxigraph import BlankNode, NamedNode, Quad, Store, Variable
 from ..errors import KnowledgeError
 from .compiled import Program
 from .compiled_data import CaseIndex
-from .compiled_run import _text, bind_this, solution_results
+from .compiled_run import _text, add_inferred, bind_this, solution_results
 from .block_scope import _G, scoped, scoped_rule
 from .shacl import ShapesReport
 
@@ -237,23 +237,7 @@ def _rule(rule, text, store, runs) -> None:
 
 
 def _add_new(store, run, constructed) -> None:
-    new = []
-    for tr in constructed:
-        quad = Quad(tr.subject, tr.predicate, tr.object, run.graph)
-        if quad not in store:
-            store.add(quad)
-            new.append(tr)
-    # grouped by subject, then predicate, as the per-case engine adds them
-    groups: dict = {}
-    for tr in new:
-        groups.setdefault(tr.subject, {}).setdefault(tr.predicate, []).append(tr.object)
-    rdf = run.scope.rdf
-    for s, preds in groups.items():
-        for p, objs in preds.items():
-            for o in objs:
-                triple = (rdf(s), rdf(p), rdf(o))
-                run.data.add(triple)
-                run.inferred.add(triple)
+    add_inferred(store, constructed, run.graph, run.scope, run.data, run.inferred)
 
 
 def _focus_nodes(store, run, targets) -> list:

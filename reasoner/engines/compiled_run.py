@@ -77,22 +77,7 @@ def run_program(program: Program, chunks, terms: Terms, request) -> CaseRun:
             constructed = list(store.query(rule.text))
         except Exception as exc:  # a rule that fails on data is a knowledge-base bug
             raise KnowledgeError(f"rule failed: {exc}", source=rule.source) from None
-        new = []
-        for tr in constructed:
-            quad = Quad(tr.subject, tr.predicate, tr.object, DefaultGraph())
-            if quad not in store:
-                store.add(quad)
-                new.append(tr)
-        # rdflib adds a CONSTRUCT's triples grouped by subject, then predicate
-        groups: dict = {}
-        for tr in new:
-            groups.setdefault(tr.subject, {}).setdefault(tr.predicate, []).append(tr.object)
-        for s, preds in groups.items():
-            for p, objs in preds.items():
-                for o in objs:
-                    triple = (scope.rdf(s), scope.rdf(p), scope.rdf(o))
-                    data.add(triple)
-                    inferred.add(triple)
+        add_inferred(store, constructed, DefaultGraph(), scope, data, inferred)
     report = validate(program, store, scope)
     trace_rows = trace(program, store, scope, request)
     return CaseRun(data, inferred, report, trace_rows)
@@ -153,6 +138,25 @@ def validate(program: Program, store: Store, scope: CaseTerms) -> ShapesReport:
             results.extend(solution_results(c, scope, focus, names, solutions))
     results.sort(key=lambda r: (str(r.source_shape), str(r.focus_node), str(r.value)))
     return ShapesReport(not results, results, None, _text(results))
+
+
+def add_inferred(store, constructed, graph, scope, data, inferred) -> None:
+    """Add a rule's CONSTRUCTed triples that `graph` of `store` lacks, and record them in the
+    case's `data` and `inferred` indexes, grouped by subject, then predicate, as rdflib adds a
+    CONSTRUCT's triples (so both engines, per case and per block, describe facts alike)."""
+    groups: dict = {}
+    for tr in constructed:
+        quad = Quad(tr.subject, tr.predicate, tr.object, graph)
+        if quad not in store:
+            store.add(quad)
+            groups.setdefault(tr.subject, {}).setdefault(tr.predicate, []).append(tr.object)
+    rdf = scope.rdf
+    for s, preds in groups.items():
+        for p, objs in preds.items():
+            for o in objs:
+                triple = (rdf(s), rdf(p), rdf(o))
+                data.add(triple)
+                inferred.add(triple)
 
 
 def solution_results(c, scope, focus, names, rows, skip=None) -> list:
