@@ -74,9 +74,70 @@ def load_case(path: str | Path, kb_graph: Graph | None = None) -> Case:
     check_case_file(path)  # size limits before reading (reasoner/guard)
     if path.suffix.lower() in FHIR_SUFFIXES:
         return _load_fhir(path, kb_graph)
-    graph = parse_turtle(path, error=InputError)
+    graph = read_turtle(path)
     check_case_graph(graph, str(path))
     return case_from_graph(graph, source=str(path), kind="turtle", default_id=_stem(path))
+
+
+def read_turtle(path: Path) -> Graph:
+    """A Turtle case file as an rdflib Graph: read by pyoxigraph's parser (a case is read many
+    times faster than by rdflib's), each term made as rdflib's parser makes it; the same
+    triples, added in the order rdflib's parser adds them (tests/test_case_turtle.py checks
+    both on every Turtle case of the repo). rdflib's own parser reads what pyoxigraph refuses
+    (its message, or its reading where it is more lenient) and any file with a language tag
+    (pyoxigraph writes tags in lower case; rdflib keeps them as written)."""
+    from pyoxigraph import Literal as OxLiteral, RdfFormat, parse
+
+    try:
+        parsed = list(parse(path=str(path), format=RdfFormat.TURTLE,
+                            base_iri=path.absolute().as_uri()))
+    except (SyntaxError, ValueError, OSError, UnicodeError):
+        return parse_turtle(path, error=InputError)
+    term = _rdflib_terms()
+    triples = []
+    for t in parsed:
+        o = t.object
+        if isinstance(o, OxLiteral) and o.language:
+            return parse_turtle(path, error=InputError)
+        triples.append((term(t.subject), term(t.predicate), term(o)))
+    graph = Graph()
+    graph.addN((s, p, o, graph) for s, p, o in triples)
+    return graph
+
+
+_IRIS: dict = {}
+_IRIS_MAX = 100_000  # IRIs kept made (codes, classes, predicates repeat from case to case)
+
+
+def _rdflib_terms():
+    """A converter of one file's pyoxigraph terms to rdflib terms."""
+    from pyoxigraph import BlankNode, NamedNode
+    from rdflib import BNode, Literal
+
+    iris = _IRIS
+    if len(iris) > _IRIS_MAX:
+        iris.clear()
+
+    def term(ox):
+        if isinstance(ox, NamedNode):
+            iri = iris.get(ox.value)
+            if iri is None:
+                iri = iris[ox.value] = URIRef(ox.value)
+            return iri
+        if isinstance(ox, BlankNode):
+            return BNode(ox.value)
+        datatype = ox.datatype.value
+        if datatype == _XSD_STRING:
+            return Literal(ox.value)
+        dt = iris.get(datatype)
+        if dt is None:
+            dt = iris[datatype] = URIRef(datatype)
+        return Literal(ox.value, datatype=dt)
+
+    return term
+
+
+_XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
 
 
 def case_from_graph(graph: Graph, source: str, kind: str, default_id: str) -> Case:

@@ -21,7 +21,7 @@ from typing import Callable, Iterable
 from ..errors import ReasonerError, redact
 from .model import BatchSummary, CaseResult
 from .sinks import StoreSink
-from .state import _WORKER, _init_state
+from .state import _WORKER, _init_state, freeze_state
 
 DEFAULT_CASE_TIMEOUT = 120.0
 """Seconds one case may take by default (`reasoner batch --case-timeout`); the repo's cases take
@@ -44,6 +44,18 @@ def blocks_of(items: Iterable, size: int) -> Iterable[list]:
         if not block:
             return
         yield block
+
+
+def even_blocks(known: int, block_size: int, workers: int) -> int:
+    """The block size for an input of `known` cases: at most `block_size`, and as many blocks
+    as a multiple of `workers`, all of one size but the last, so that no worker is left with
+    one block more than the others at the end (600 cases in blocks of 200 on 2 workers would
+    keep one worker busy for the third block alone: blocks of 150 instead)."""
+    if known <= 0:
+        return 1
+    count = math.ceil(known / max(block_size, 1))
+    count = math.ceil(count / workers) * workers
+    return max(1, math.ceil(known / count))
 
 
 def run_batch(paths: Iterable, policy_id: str, store, *, version: str | None = None,
@@ -70,8 +82,7 @@ def run_batch(paths: Iterable, policy_id: str, store, *, version: str | None = N
     workers = workers or os.cpu_count() or 1
     if known is not None:
         workers = max(1, min(workers, known or 1))
-        # every worker gets work: blocks no larger than an even share of a known input
-        block_size = max(1, min(block_size, math.ceil(known / workers) if known else 1))
+        block_size = even_blocks(known, block_size, workers)
     limit = case_timeout or None
     root_text = str(root) if root else None
     summary = BatchSummary(total=known or 0, workers=workers, target=sink.target)
@@ -129,6 +140,7 @@ def _run(paths, policy_id, version, root_text, sink, summary, handle, func, limi
                 _init_state(root_text, policy_id, version, sink.output)
             in_flight.popleft()
             handle(result)
+            freeze_state()  # with the caches it warmed, before the workers fork
         elif first is not None:
             source = itertools.chain([first], source)
         blocks = blocks_of(source, block_size)

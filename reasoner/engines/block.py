@@ -95,18 +95,22 @@ def runner_for(state: dict):
 
 def decide_block(reasoner, policy_id: str, version: str | None, output: str, items) -> list:
     """Decide `items` (paths or `Inline` cases) set-at-a-time: CaseResults in item order."""
-    from ..batch.state import decide_one, load_item, result_of
-    from ..guard import limits
+    from ..batch.state import decide_one, load_item, paused_gc, result_of
 
+    with paused_gc():
+        return _decide_block(reasoner, policy_id, version, output, items, decide_one,
+                             load_item, result_of)
+
+
+def _decide_block(reasoner, policy_id, version, output, items, decide_one, load_item,
+                  result_of) -> list:
     starts = [time.perf_counter()] * len(items)
     cases: list = [None] * len(items)
     for i, item in enumerate(items):
         try:
-            case = load_item(reasoner, item)
-            # the size limits before a case joins the block; the rest of the guard runs in
+            # loading checks the size limits (reasoner/guard); the rest of the guard runs in
             # `determine`, which refuses the case before its block results are read
-            limits.check_graph(case.graph, case.source)
-            cases[i] = case
+            cases[i] = load_item(reasoner, item)
         except Exception:  # decided on its own below: the same error as one at a time
             cases[i] = None
     det = reasoner.determiner
@@ -141,19 +145,33 @@ def decide_block(reasoner, policy_id: str, version: str | None, output: str, ite
     return out
 
 
+STORE_CASES = 16
+"""Cases per pyoxigraph store inside a block. A query whose default graph is one named graph of
+a store, or a pattern inside `GRAPH ?g`, costs more the more graphs the store holds (measured
+with the generated cases of bench/: rules 0.4 ms per case in a store of one case, 5.7 ms in a
+store of 200); the saving of running each scoped query once is kept with a few cases per store
+(bench/bench_batch.py: 14 ms per case of SPARQL at 10 to 20 cases per store, 23 ms at 200)."""
+
+
 def validate_block(det, pack, cases) -> dict:
     """id(case.graph) -> (CaseGraph, ShapesReport) for every case, as `Determiner.validate`
-    gives them on the compiled engine."""
-    from ..determine.case_graph import CaseGraph, case_chunks
-
+    gives them on the compiled engine; the cases are run `STORE_CASES` to a store."""
     program = det.program(pack)
     plan = plan_for(program)
     terms = det._compiled_terms()
+    out: dict = {}
+    for k in range(0, len(cases), STORE_CASES):
+        out.update(_validate_store(det, plan, terms, cases[k:k + STORE_CASES]))
+    return out
+
+
+def _validate_store(det, plan, terms, cases) -> dict:
+    from ..determine.case_graph import CaseGraph, case_chunks
+
     store = Store()
     runs = []
     for i, case in enumerate(cases):
-        graph = NamedNode(f"urn:x-block:{i}")
-        runs.append(_load(store, graph, case, det.kb, terms, case_chunks))
+        runs.append(_load(store, _GRAPHS[i], case, det.kb, terms, case_chunks))
     for rule, text in plan.rules:
         _rule(rule, text, store, runs)
     results = [[] for _ in runs]
@@ -168,6 +186,9 @@ def validate_block(det, pack, cases) -> dict:
         report = ShapesReport(not res, res, None, _text(res))
         out[id(case.graph)] = (CaseGraph(run.data, run.inferred, rows), report)
     return out
+
+
+_GRAPHS = [NamedNode(f"urn:x-block:{i}") for i in range(STORE_CASES)]
 
 
 class _Run:
@@ -196,20 +217,22 @@ def _load(store, graph, case, kb, terms, case_chunks) -> _Run:
     return run
 
 
-_SLOT_KEYS = {("value-sets",)}
+_CHUNKS_MAX = 4_000
+"""Knowledge chunks kept with their quads already in a case graph's name (`_chunk_in`): the
+same few graph names serve every store, so a chunk is converted once per name, not per case;
+bounded so that a batch over many distinct concepts stays flat in memory."""
 
 
 def _chunk_in(graph, key, chunk_quads, terms) -> list:
-    """A knowledge chunk's quads in a case graph; the chunks every case holds (the value sets)
-    are kept per graph name, which the next block reuses (bounded by the block size)."""
-    if key in _SLOT_KEYS:
-        kept = terms.__dict__.setdefault("block_chunks", {})  # with the knowledge's terms
-        quads = kept.get((graph, key))
-        if quads is None:
-            quads = kept[(graph, key)] = [
-                Quad(q.subject, q.predicate, q.object, graph) for q in chunk_quads]
-        return quads
-    return [Quad(q.subject, q.predicate, q.object, graph) for q in chunk_quads]
+    """A knowledge chunk's quads in a case graph, kept per graph name (bounded)."""
+    kept = terms.__dict__.setdefault("block_chunks", {})  # with the knowledge's terms
+    quads = kept.get((graph, key))
+    if quads is None:
+        quads = [Quad(q.subject, q.predicate, q.object, graph) for q in chunk_quads]
+        if len(kept) >= _CHUNKS_MAX:
+            kept.clear()
+        kept[(graph, key)] = quads
+    return quads
 
 
 def _rule(rule, text, store, runs) -> None:

@@ -46,22 +46,31 @@ def value_types(ontology: Graph) -> ValueTypes:
 
 
 def check_values(graph: Graph, source: str, types: ValueTypes) -> None:
-    """Every literal well-typed; dates and numbers where the case model wants them."""
+    """Every literal well-typed; dates and numbers where the case model wants them. The
+    triple named is the first refused in sorted order (one pass finds whether there is one)."""
+    if not any(_value_refusal(t, types) for t in graph):
+        return
     for s, p, o in sorted(graph, key=lambda t: (str(t[0]), str(t[1]), str(t[2]))):
-        place = f"<{s}> <{p}>"
-        if isinstance(o, Literal) and getattr(o, "ill_typed", False):
-            raise InputError(f"{str(o)!r} is not a valid {_dt(o.datatype)}", source=source,
-                             place=place)
-        if p in types.dates:
-            if not isinstance(o, Literal) or o.datatype in (None, XSD.string, XSD.dateTime):
-                what = "a date-time" if isinstance(o, Literal) and o.datatype == XSD.dateTime \
-                    else repr(str(o))
-                raise InputError(f"{what} where a calendar date (xsd:date, YYYY-MM-DD) is "
-                                 f"required", source=source, place=place)
-        if p in types.numbers:
-            if not isinstance(o, Literal) or not isinstance(o.toPython(), (int, float, Decimal)) \
-                    or isinstance(o.toPython(), bool):
-                raise InputError(f"{str(o)!r} is not a number", source=source, place=place)
+        message = _value_refusal((s, p, o), types)
+        if message:
+            raise InputError(message, source=source, place=f"<{s}> <{p}>")
+
+
+def _value_refusal(triple, types: ValueTypes) -> str | None:
+    """Why the value of `triple` is refused, or None."""
+    _, p, o = triple
+    if isinstance(o, Literal) and getattr(o, "ill_typed", False):
+        return f"{str(o)!r} is not a valid {_dt(o.datatype)}"
+    if p in types.dates:
+        if not isinstance(o, Literal) or o.datatype in (None, XSD.string, XSD.dateTime):
+            what = "a date-time" if isinstance(o, Literal) and o.datatype == XSD.dateTime \
+                else repr(str(o))
+            return f"{what} where a calendar date (xsd:date, YYYY-MM-DD) is required"
+    if p in types.numbers:
+        if not isinstance(o, Literal) or not isinstance(o.toPython(), (int, float, Decimal)) \
+                or isinstance(o.toPython(), bool):
+            return f"{str(o)!r} is not a number"
+    return None
 
 
 def check_plausible(graph: Graph, source: str) -> None:
