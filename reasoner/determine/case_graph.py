@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rdflib import Graph, URIRef
 from rdflib.namespace import RDF
@@ -28,6 +28,9 @@ class CaseGraph:
     data: Graph
     inferred: Graph
     trace_rows: dict | None = None
+    described: dict = field(default_factory=dict, repr=False, compare=False)
+    """Facts already described on this graph (`FactTracer.trace`): a fact several criteria
+    rest on is described once."""
 
 
 def case_chunks(kb: KnowledgeBase, case: Case):

@@ -46,10 +46,14 @@ class FactTracer:
                     for row in cg.data.query(self.query(pack, criterion, text),
                                              initBindings={"this": case.request})]
         facts: dict[str, Fact] = {}
+        known = cg.described  # a fact several criteria rest on is described once
         for fact, inference in rows:
             if fact is None:
                 continue
-            described = self.describe(fact, cg, pack, inference)
+            key = (fact, inference, id(pack))
+            described = known.get(key)
+            if described is None:
+                described = known[key] = self.describe(fact, cg, pack, inference)
             prior = facts.get(described.iri)
             if prior is None or (described.inferred and not prior.inferred):
                 facts[described.iri] = described

@@ -138,8 +138,7 @@ def _refusal(triple, terms: ReservedTerms) -> str | None:
     if p == RDF.type and o in terms.classes:
         return (f"the case types a node as {_short(o)}, a class only the knowledge base or the "
                 f"rules assign")
-    if isinstance(s, URIRef) and (s in terms.described
-                                  or any(_reserved(s, ns) for ns in RESERVED_NAMESPACES)):
+    if isinstance(s, URIRef) and (s in terms.described or s.startswith(RESERVED_NAMESPACES)):
         return (f"the case states a fact about {_short(s)}, a node of the knowledge base; a case "
                 f"describes only its own nodes")
     return None
