@@ -233,7 +233,7 @@ def read(path: Path, key: str, shared: dict | None = None):
     payload = data[head:]
     if data[:head] != _header(key, payload):
         return None
-    with _no_gc():
+    with paused_gc():
         try:
             return loads(payload, shared)
         except Exception:  # noqa: BLE001 - any failure means "not usable": rebuild
@@ -241,9 +241,11 @@ def read(path: Path, key: str, shared: dict | None = None):
 
 
 @contextmanager
-def _no_gc():
-    """The collector paused: (un)pickling creates ~10^5 objects and nothing to collect, and
-    the collections it would trigger more than double the time of a load."""
+def paused_gc(collect_after: bool = False):
+    """The cyclic garbage collector paused (then, with `collect_after`, one collection): for
+    work that makes many objects and little cyclic garbage. (Un)pickling creates ~10^5 objects
+    and nothing to collect, and the collections it would trigger more than double the time of a
+    load; a batch block, reasoner/batch/state.py."""
     was = gc.isenabled()
     gc.disable()
     try:
@@ -251,13 +253,15 @@ def _no_gc():
     finally:
         if was:
             gc.enable()
+            if collect_after:
+                gc.collect()
 
 
 def write(path: Path, key: str, obj, shared: dict | None = None) -> bool:
     """Store `obj` atomically; False (and nothing left behind) if it cannot be pickled or
     written. Older files of the same project folder and leftover temporary files go."""
     try:
-        with _no_gc():
+        with paused_gc():
             payload = dumps(obj, shared)
     except Exception:  # noqa: BLE001 - an unpicklable state is served uncached
         return False

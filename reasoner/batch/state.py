@@ -7,7 +7,6 @@ spawned worker or a Dask worker builds it on its first block), never once per bl
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import json
 import os
@@ -81,7 +80,6 @@ def _init_state(root: str | None, policy_id: str, version: str | None,
     freeze_state()
 
 
-@contextlib.contextmanager
 def paused_gc():
     """No cyclic garbage collection while a block is decided, one collection after it.
 
@@ -89,14 +87,9 @@ def paused_gc():
     graphs, query solutions); the collector would scan them again and again as they age
     (bench/bench_batch.py: a quarter of a worker's time). Memory: one block's garbage at most,
     bounded by the block size."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-            gc.collect()
+    from ..cache import paused_gc as paused
+
+    return paused(collect_after=True)
 
 
 def freeze_state() -> None:
