@@ -89,13 +89,18 @@ from .store_corpus import corpus  # noqa: E402,F401  (session fixture of the sto
 # reads, so the workers tell the controller each test's group through a file instead.
 
 #: test file -> group: its tests share a module fixture that is slow to build (subprocess runs
-#: without cache, a planted project checked, a Dask LocalCluster, a server), so they run on
-#: one worker, which builds it once
+#: without cache, a planted project checked, a Dask LocalCluster, a `reasoner serve` process
+#: with its store), so they run on one worker, which builds it once
 FILE_GROUPS = {
     "test_cache.py": "cache-folders",
     "test_authoring_check.py": "authoring-check",
     "test_authoring_test_diff.py": "authoring-test-diff",
     "test_batch_cluster.py": "dask-cluster",
+    "test_server.py": "sparql-server",
+    "test_server_hardening.py": "server-hardening",
+    "test_server_security.py": "server-security",
+    "test_service_hooks.py": "service-hooks",
+    "test_service_pas.py": "service-pas",
     "test_dtr_server.py": "dtr-server",
 }
 #: session fixture -> group: every test that uses it runs on the worker that built it
@@ -107,20 +112,22 @@ FIXTURE_GROUPS = {"corpus": "corpus"}
 #: other runs a long test it took last.
 LONG_FIRST = (
     "corpus",
-    "tests/test_ops.py::test_batch_over_the_corpus_and_hostile_cases",
     "cache-folders",
-    "tests/test_store.py::test_ctrl_c_mid_batch",
-    "tests/test_store.py::test_sigkill_mid_batch",
+    "tests/test_ops.py::test_batch_over_the_corpus_and_hostile_cases",
     "authoring-check",
+    "server-security",
     "tests/test_batch_block.py::test_a_block_decides_every_case_as_one_at_a_time",
+    "dask-cluster",
+    "sparql-server",
+    "server-hardening",
+    "authoring-test-diff",
     "tests/test_ops.py::test_a_case_over_the_time_limit",
     "tests/test_ops.py::test_cli_batch_names_the_timed_out_case",
     "tests/test_batch_streams.py::test_a_case_over_the_time_limit",
-    "authoring-test-diff",
-    "dask-cluster",
-    "tests/test_knowledge.py::test_icd_file_is_current",
-    "tests/test_server_security.py",
     "dtr-server",
+    "service-pas",
+    "service-hooks",
+    "tests/test_knowledge.py::test_icd_file_is_current",
 )
 _GROUPS_FILE = "necessity_groups"
 

@@ -102,7 +102,8 @@ def each_query_text_translated_once():
 
     real = processor.SPARQLProcessor.query
 
-    def query(self, str_or_query, initBindings=None, initNs=None, base=None, DEBUG=False):  # noqa: N803
+    def query(self, str_or_query, initBindings=None, initNs=None,  # noqa: N803
+              base=None, DEBUG=False):  # noqa: N803
         if isinstance(str_or_query, str):
             key = (str_or_query, base, tuple(sorted((initNs or {}).items())))
             if key not in _TRANSLATED:
