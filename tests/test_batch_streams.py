@@ -148,6 +148,11 @@ def _slow_or_decide(item):
     return decide_one(item)
 
 
+#: seconds: far above the time of a block of four cases on a busy machine (the session's disk
+#: cache is warm: tests/conftest.py); the test waits twice this (the block, then the case alone)
+LIMIT = 5
+
+
 def test_a_case_over_the_time_limit_fails_alone_inside_its_block(tmp_path):
     slow = tmp_path / "slow-case"
     slow.mkdir()
@@ -157,11 +162,11 @@ def test_a_case_over_the_time_limit_fails_alone_inside_its_block(tmp_path):
     paths = [str(PICK[1]), str(PICK[2]), str(slow), str(PICK[3]), str(PICK[4])]
     results = []
     summary = run_batch(paths, POLICY, NdjsonSink(tmp_path / "r.ndjson"), workers=1, root=ROOT,
-                        block_size=4, case_timeout=10, decide=_slow_or_decide,
+                        block_size=4, case_timeout=LIMIT, decide=_slow_or_decide,
                         progress=results.append)
     assert [r.path for r in results] == paths  # input order kept around the failure
     assert [r.path for r in results if r.error] == [str(slow)]
-    assert "timed out after 10 s" in summary.errors[0] and summary.written == 4
+    assert f"timed out after {LIMIT} s" in summary.errors[0] and summary.written == 4
 
 
 def test_inline_case_errors_name_the_stream_place():

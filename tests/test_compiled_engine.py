@@ -253,3 +253,49 @@ def test_cli_engine_option(tmp_path):
         outs[engine] = (det.output, val.output, val.exit_code)
     assert outs["compiled"] == outs["pyshacl"]
     assert runner.invoke(main, ["determine", seed, "--engine", "fast"]).exit_code == 2
+
+
+# ------------------------------------------------------------------ the report graph
+
+#: a Turtle and a FHIR case of each outcome
+REPORT_CASES = ["seed-l5-snrb", "approvable-left-l5", "denied-three-levels",
+                "fhir-denied-imaging-wrong-side", "fhir-pended-no-reason-condition"]
+
+
+@pytest.mark.parametrize("name", REPORT_CASES)
+def test_report_graph_is_pyshacls(engines, name):
+    """The compiled engine's SHACL validation report (`reasoner validate --format turtle`) is
+    the graph pySHACL writes, blank nodes aside: each result with its focus node, value,
+    path, message, severity, source shape, sh:SPARQLConstraintComponent and the
+    sh:sourceConstraint node copied from the shapes graph."""
+    from rdflib.compare import graph_diff, isomorphic, to_isomorphic
+    from rdflib.namespace import SH
+
+    compiled, reference = engines
+    case = compiled.load_case(CASES / name)
+    results = 0
+    for policy in sorted(compiled.kb.packs):
+        got = compiled.validate(case, policy).graph
+        want = reference.validate(case, policy).graph
+        if not isomorphic(got, want):
+            _, only_got, only_want = graph_diff(to_isomorphic(got), to_isomorphic(want))
+            pytest.fail(f"{name} under {policy}: compiled only {sorted(only_got)[:4]}, "
+                        f"pySHACL only {sorted(only_want)[:4]}")
+        results += len(list(got.subject_objects(SH.sourceConstraint)))
+    assert results, f"{name}: no result with its sh:sourceConstraint under any pack"
+
+
+def test_cli_turtle_report_is_the_same_graph_on_both_engines():
+    from click.testing import CliRunner
+    from rdflib.compare import isomorphic
+
+    from reasoner.cli import main
+
+    seed = str(CASES / "seed-l5-snrb")
+    graphs = []
+    for engine in ("compiled", "pyshacl"):
+        out = CliRunner().invoke(main, ["validate", seed, "--policy", "lcd-l39240", "--format",
+                                        "turtle", "--engine", engine])
+        assert out.exit_code == 1, out.output  # the seed does not conform to the LCD pack
+        graphs.append(Graph().parse(data=out.output, format="turtle"))
+    assert len(graphs[0]) > 50 and isomorphic(*graphs)

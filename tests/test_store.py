@@ -126,8 +126,11 @@ def test_unreachable_endpoint_is_a_one_line_input_error():
 def _kill_mid_batch(tmp_path, sig, after=3):
     store_dir = tmp_path / f"store-{sig}"
     exe = Path(sys.executable).parent / "reasoner"
+    # small blocks: records are committed a few at a time, so the kill lands mid-batch (with
+    # the default, each worker's one block of half the corpus would be stored at once)
     proc = subprocess.Popen([str(exe), "batch", str(CASES), "--policy", "lcd-l39240", "--store",
-                             str(store_dir), "--workers", "2", "--verbose", "--no-progress"],
+                             str(store_dir), "--workers", "2", "--block-size", "2", "--verbose",
+                             "--no-progress"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
                             start_new_session=True)
     stored = []
@@ -153,9 +156,7 @@ def _assert_every_record_complete(store_dir, reasoner, stored):
     try:
         graphs = [g.value for g in store.store.named_graphs()]
         assert set(stored) <= set(graphs), "a record reported stored is lost"
-        from reasoner.kb import KnowledgeBase
-
-        kb = KnowledgeBase(ROOT)  # as the killed batch loaded it
+        kb = reasoner.kb  # built from the same files as the killed batch's
         n_files = len(kb.file_hashes)
         pack = kb.pack("lcd-l39240")
         records = set(store.records())

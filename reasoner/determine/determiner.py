@@ -126,7 +126,7 @@ class Determiner:
         run = compiled_run.run_program(self.program(pack), case_chunks(self.kb, case),
                                        self._compiled_terms(), case.request)
         if report_graph:
-            run.report.graph = compiled_run.report_graph(run.report)
+            run.report.graph = compiled_run.report_graph(run.report, pack.graph)
         return CaseGraph(run.data, run.inferred, run.trace_rows), run.report
 
     def assemble(self, case: Case, pack: PolicyPack, version: PolicyVersion, cg: CaseGraph,

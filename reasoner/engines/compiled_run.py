@@ -201,7 +201,7 @@ def _result(c, scope: CaseTerms, focus, t, p, v, others: dict) -> ShapeResult:
             message = re.sub("{{[?$]{}}}".format(var), str(val), message)
     return ShapeResult(focus_node=focus_node, source_shape=URIRef(c.shape),
                        severity=URIRef(c.severity), value=value, message=message,
-                       result_path=rdf(p) if p is not None else None)
+                       result_path=rdf(p) if p is not None else None, constraint=c)
 
 
 def _text(results) -> str:
@@ -214,13 +214,16 @@ def _text(results) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report_graph(report: ShapesReport) -> Graph:
-    """The SHACL validation report (SHACL 3.6) of a compiled run as RDF."""
+def report_graph(report: ShapesReport, shapes: Graph | None = None) -> Graph:
+    """The SHACL validation report (SHACL 3.6) of a compiled run as RDF, as pySHACL writes it:
+    `sh:sourceConstraint` (SHACL 3.6.2) is the `sh:sparql` node of `shapes`, a blank node
+    copied with its description, once per report."""
     g = Graph()
     g.bind("sh", SH)
     root = BNode()
     g.add((root, RDF.type, SH.ValidationReport))
     g.add((root, SH.conforms, Literal(report.conforms)))
+    copied: dict = {}
     for r in report.results:
         node = BNode()
         g.add((root, SH.result, node))
@@ -229,6 +232,9 @@ def report_graph(report: ShapesReport) -> Graph:
         g.add((node, SH.sourceShape, r.source_shape))
         g.add((node, SH.resultSeverity, r.severity))
         g.add((node, SH.sourceConstraintComponent, SH.SPARQLConstraintComponent))
+        source = _source_constraint(shapes, r.constraint, g, copied)
+        if source is not None:
+            g.add((node, SH.sourceConstraint, source))
         if r.value is not None:
             g.add((node, SH.value, r.value))
         if r.result_path is not None:
@@ -236,6 +242,28 @@ def report_graph(report: ShapesReport) -> Graph:
         if r.message is not None:
             g.add((node, SH.resultMessage, Literal(r.message)))
     return g
+
+
+def _source_constraint(shapes: Graph | None, c, g: Graph, copied: dict):
+    """The shapes graph's node of constraint `c` (an IRI, or its blank node copied into `g`)."""
+    if shapes is None or c is None:
+        return None
+    if c.node:
+        return URIRef(c.node)
+    key = (c.shape, c.select)
+    if key not in copied:
+        found = [n for n in shapes.objects(URIRef(c.shape), SH.sparql) if isinstance(n, BNode)
+                 and c.select.endswith("\n" + str(shapes.value(n, SH.select)))]
+        copied[key] = _copy_blank(shapes, found[0], g) if len(found) == 1 else None
+    return copied[key]
+
+
+def _copy_blank(source: Graph, node: BNode, g: Graph) -> BNode:
+    if (node, None, None) in g:  # copied already (a cycle of blank nodes ends here)
+        return node
+    for p, o in source.predicate_objects(node):
+        g.add((node, p, _copy_blank(source, o, g) if isinstance(o, BNode) else o))
+    return node
 
 
 def trace(program: Program, store: Store, scope: CaseTerms, request) -> dict:

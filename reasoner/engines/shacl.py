@@ -18,7 +18,7 @@ callers never parse report text.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rdflib import Graph, URIRef
@@ -75,6 +75,8 @@ class ShapeResult:
     value: Any
     message: str | None
     result_path: Any = None
+    #: the compiled engine's constraint that gave it (its report graph names the constraint)
+    constraint: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass
