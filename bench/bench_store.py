@@ -8,7 +8,8 @@ processes in the same run, and the median latency of every analyst query (querie
     python bench/bench_store.py --decisions 100000 --baseline-decisions 10000 --repeat 5
     python bench/bench_store.py --skip-throughput --json    # the dict of `measure` as JSON
 
-From Python: ``measure(decisions=100_000, baseline_decisions=10_000) -> dict``.
+From Python: ``measure(decisions=100_000, baseline_decisions=10_000, cache=None) -> dict``
+(`cache`: the folder of kept stores; None builds them in a temporary folder).
 
 Workload
 - Throughput (unless `--skip-throughput`): `--throughput-cases` requests (default: one per
@@ -16,17 +17,20 @@ Workload
   (`<id>-t<k>`) with every date shifted by k days, each into a fresh on-disk store, first with
   `--workers 1`, then 2. Times include writing every record with its summary (one transaction
   each); the knowledge base is loaded before the clock starts.
-- Query latency: a fresh store holding `--decisions` records, cloned from the decided corpus
-  (each corpus case decided once under `--policy`) under synthetic ids (`<id>-b<i>`) with their
-  dates shifted by (37 i mod 365) days: verdicts are copied, not re-derived (the latency of the
-  queries depends on the shape and size of the data, which the clones keep). Each clone's
-  summary is what the store writes with a record (`reasoner.summary.summary_ntriples`; clones
-  that differ only in their id share the computation, checked on a sample). The store is built
-  with pyoxigraph's bulk loader (not transactional: for building the benchmark store only), then
-  opened as `reasoner query --store` opens it (knowledge graph loaded, summary checked).
-  Each query runs once to warm up, then `--repeat` times; the median is reported with the row
-  count. The baseline (bench/record-queries/) runs on a second store of `--baseline-decisions`
-  records built the same way (the old queries take seconds each at 10,000 already; give
+- Query latency: a store holding `--decisions` records cloned from the decided corpus (each
+  corpus case decided once under `--policy`) under synthetic ids (`<id>-b<i>`) with their dates
+  shifted by (37 i mod 365) days: verdicts are copied, not re-derived (the latency of the
+  queries depends on the shape and size of the data, which the clones keep). Every clone is the
+  whole record as `reasoner batch --store` writes it, with the summary the store writes with a
+  record (`reasoner.summary.summary_ntriples`). How the clones are made, checked and bulk loaded,
+  and why: bench/store_clones.py. The store is kept in `--cache` (default
+  ~/.cache/necessity-reasoner/bench-store/) under a key of its inputs and reused by the next run
+  with the same inputs (the report says "reused"); `--no-cache` builds it in a temporary folder
+  and removes it. It is opened as `reasoner query --store` opens it (knowledge graph loaded,
+  summary checked). Each query runs once to warm up, then `--repeat` times; the medians of the
+  wall-clock time and of the CPU time of the calling thread are reported with the row count.
+  The baseline (bench/record-queries/) runs on a second store of `--baseline-decisions` records
+  built the same way (the old queries take seconds each at 10,000 already; give
   `--baseline-decisions` equal to `--decisions` to run them at the full size), and the current
   queries run there too, so that both are compared at the same size.
 """

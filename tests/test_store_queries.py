@@ -100,20 +100,16 @@ def _on_inference(d) -> tuple[set[str], set]:
 
 def check_inferred(rows, corpus):
     versions = {p["iri"]: p["version"] for p in corpus.reasoner.policies()}
-    want, on_inference, per_version = Counter(), Counter(), Counter()
+    want = Counter()
     for d in corpus.decided:
         key = (d.policy, versions[str(d.version)])
-        per_version[key] += 1
         refs, _ = _on_inference(d)
-        on_inference[key] += bool(refs)
         for ref in refs:
             want[key + (ref, d.record_outcome)] += 1
     got = Counter()
     for r in rows:
         key = (r["policyId"], r["version"])
         assert int(r["decisions"]) == sum(int(r[o]) for o in ("approved", "denied", "pended"))
-        assert int(r["onInference"]) == on_inference[key], key
-        assert int(r["versionDecisions"]) == per_version[key], key
         for outcome in ("approved", "denied", "pended"):
             if int(r[outcome]):
                 got[key + (r["ref"], outcome)] = int(r[outcome])
