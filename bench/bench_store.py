@@ -8,7 +8,8 @@ processes in the same run, and the median latency of every analyst query (querie
     python bench/bench_store.py --decisions 100000 --baseline-decisions 10000 --repeat 5
     python bench/bench_store.py --skip-throughput --json    # the dict of `measure` as JSON
 
-From Python: ``measure(decisions=100_000, baseline_decisions=10_000) -> dict``.
+From Python: ``measure(decisions=100_000, baseline_decisions=10_000, cache=None) -> dict``
+(`cache`: the folder of kept stores; None builds them in a temporary folder).
 
 Workload
 - Throughput (unless `--skip-throughput`): `--throughput-cases` requests (default: one per
@@ -16,17 +17,20 @@ Workload
   (`<id>-t<k>`) with every date shifted by k days, each into a fresh on-disk store, first with
   `--workers 1`, then 2. Times include writing every record with its summary (one transaction
   each); the knowledge base is loaded before the clock starts.
-- Query latency: a fresh store holding `--decisions` records, cloned from the decided corpus
-  (each corpus case decided once under `--policy`) under synthetic ids (`<id>-b<i>`) with their
-  dates shifted by (37 i mod 365) days: verdicts are copied, not re-derived (the latency of the
-  queries depends on the shape and size of the data, which the clones keep). Each clone's
-  summary is what the store writes with a record (`reasoner.summary.summary_ntriples`; clones
-  that differ only in their id share the computation, checked on a sample). The store is built
-  with pyoxigraph's bulk loader (not transactional: for building the benchmark store only), then
-  opened as `reasoner query --store` opens it (knowledge graph loaded, summary checked).
-  Each query runs once to warm up, then `--repeat` times; the median is reported with the row
-  count. The baseline (bench/record-queries/) runs on a second store of `--baseline-decisions`
-  records built the same way (the old queries take seconds each at 10,000 already; give
+- Query latency: a store holding `--decisions` records cloned from the decided corpus (each
+  corpus case decided once under `--policy`) under synthetic ids (`<id>-b<i>`) with their dates
+  shifted by (37 i mod 365) days: verdicts are copied, not re-derived (the latency of the
+  queries depends on the shape and size of the data, which the clones keep). Every clone is the
+  whole record as `reasoner batch --store` writes it, with the summary the store writes with a
+  record (`reasoner.summary.summary_ntriples`). How the clones are made, checked and bulk loaded,
+  and why: bench/store_clones.py. The store is kept in `--cache` (default
+  ~/.cache/necessity-reasoner/bench-store/) under a key of its inputs and reused by the next run
+  with the same inputs (the report says "reused"); `--no-cache` builds it in a temporary folder
+  and removes it. It is opened as `reasoner query --store` opens it (knowledge graph loaded,
+  summary checked). Each query runs once to warm up, then `--repeat` times; the medians of the
+  wall-clock time and of the CPU time of the calling thread are reported with the row count.
+  The baseline (bench/record-queries/) runs on a second store of `--baseline-decisions` records
+  built the same way (the old queries take seconds each at 10,000 already; give
   `--baseline-decisions` equal to `--decisions` to run them at the full size), and the current
   queries run there too, so that both are compared at the same size.
 """
@@ -36,7 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import sys
@@ -54,13 +57,14 @@ from reasoner import batch  # noqa: E402
 from reasoner.batch import CaseResult, run_batch  # noqa: E402
 from reasoner.case import collect_cases  # noqa: E402
 from reasoner.store import EmbeddedStore, record_ntriples, safe_iri  # noqa: E402
-from reasoner.summary import SUMMARY_GRAPH, summary_ntriples  # noqa: E402
-from reasoner.vocab import CASE_BASE, DETERMINATION_BASE  # noqa: E402
+from reasoner.summary import SUMMARY_GRAPH  # noqa: E402
+from reasoner.vocab import CASE_BASE  # noqa: E402
 
-XSD_DATE = "http://www.w3.org/2001/XMLSchema#date"
+sys.path.insert(0, str(ROOT / "bench"))
+from store_clones import cached_store, default_cache, folder_size  # noqa: E402
+
 QUERIES = ROOT / "queries"
 BASELINE_QUERIES = ROOT / "bench" / "record-queries"
-_DATE = re.compile(r'"(\d{4}-\d{2}-\d{2})"\^\^<' + re.escape(XSD_DATE) + ">")
 
 
 def rewrite_case(case, new_id: str, shift_days: int):
@@ -103,18 +107,6 @@ def decide_synthetic(item: str) -> CaseResult:
         return CaseResult(item, error=f"{path}: {type(exc).__name__}: {exc}")
 
 
-def clone_record(nt: str, case_id: str, new_id: str, shift_days: int) -> str:
-    """A record (N-Triples) under another case id, every xsd:date moved by `shift_days`."""
-    text = nt.replace(f"{CASE_BASE}{case_id}/", f"{CASE_BASE}{new_id}/")
-    text = text.replace(f"{DETERMINATION_BASE}{case_id}/", f"{DETERMINATION_BASE}{new_id}/")
-    if shift_days:
-        delta = timedelta(days=shift_days)
-        for day in sorted(set(_DATE.findall(text))):
-            moved = (date.fromisoformat(day) + delta).isoformat()
-            text = text.replace(f'"{day}"^^<{XSD_DATE}>', f'"{moved}"^^<{XSD_DATE}>')
-    return text
-
-
 def decide_corpus(cases: str, policy: str, tmp: Path) -> list[CaseResult]:
     """Each corpus case decided once under `policy` (2 workers); the records kept in memory."""
     corpus = collect_cases([cases])
@@ -126,61 +118,30 @@ def decide_corpus(cases: str, policy: str, tmp: Path) -> list[CaseResult]:
     return sorted(originals, key=lambda r: r.iri)
 
 
-def build_store(path: Path, originals: list[CaseResult], decisions: int,
-                chunk: int = 2000) -> dict:
-    """A store of `decisions` records cloned from `originals`, each with its summary, bulk
-    loaded; opened and checked as `reasoner query --store` does. Returns its figures."""
-    start = time.perf_counter()
-    store = EmbeddedStore(str(path))
-    ids = [r.iri[len(DETERMINATION_BASE):].split("/", 1)[0] for r in originals]
-    cache: dict[tuple[int, int], tuple[str, str]] = {}  # (original, shift) -> (clone id, summary)
-    parts, summary_seconds, checked = [], 0.0, 0
-    for i in range(decisions):
-        k, shift = i % len(originals), (37 * i) % 365
-        new_id = f"{ids[k]}-b{i}"
-        graph = originals[k].iri.replace(f"{DETERMINATION_BASE}{ids[k]}/",
-                                         f"{DETERMINATION_BASE}{new_id}/")
-        nt = clone_record(originals[k].record, ids[k], new_id, shift)
-        t = time.perf_counter()
-        if (k, shift) in cache and checked >= 20:
-            first_id, first = cache[(k, shift)]
-            summary = first.replace(f"/{first_id}/", f"/{new_id}/").replace(
-                f'"{first_id}"', f'"{new_id}"')
-        else:
-            summary = summary_ntriples(graph, nt)
-            if (k, shift) in cache:  # the shortcut checked on a sample: same text
-                first_id, first = cache[(k, shift)]
-                assert summary == first.replace(f"/{first_id}/", f"/{new_id}/").replace(
-                    f'"{first_id}"', f'"{new_id}"'), graph
-                checked += 1
-            else:
-                cache[(k, shift)] = (new_id, summary)
-        summary_seconds += time.perf_counter() - t
-        # N-Triples "s p o ." -> N-Quads "s p o <graph> ." (a literal holds no raw newline)
-        parts.append(nt.replace(" .\n", f" <{graph}> .\n"))
-        parts.append(summary.replace(" .\n", f" <{SUMMARY_GRAPH}> .\n"))
-        if len(parts) >= 2 * chunk or i == decisions - 1:
-            store.store.bulk_load("".join(parts).encode("utf-8"), format=ox.RdfFormat.N_QUADS)
-            parts = []
-    store.store.update(f'INSERT DATA {{ GRAPH <{SUMMARY_GRAPH}> {{ <{SUMMARY_GRAPH}> '
-                       f'<https://w3id.org/necessity/ontology#summaryFormat> "1" }} }}')
-    loaded = time.perf_counter() - start
+def open_store(originals: list[CaseResult], decisions: int, cache: Path | None) -> dict:
+    """The store of `decisions` clones (bench/store_clones.py: built, or reused from `cache`),
+    opened as `reasoner query --store` opens it (knowledge graph loaded, summary checked).
+    Returns its figures with the open store under "store"."""
+    path, figures = cached_store([(r.iri, r.record) for r in originals], decisions, cache)
+    store = EmbeddedStore(str(path), create=False)
     t = time.perf_counter()
     store.ensure_kb(ROOT)  # what `reasoner query --store` runs first: KB + summary check
     opened = time.perf_counter() - t
-    quads = len(store.store)
-    summaries = sum(1 for _ in store.store.quads_for_pattern(
-        None, None, None, ox.NamedNode(SUMMARY_GRAPH)))
-    records = len(store.records())
-    return {"store": store, "records": records, "quads": quads, "summary_quads": summaries,
-            "build_seconds": round(loaded, 1), "summary_seconds": round(summary_seconds, 1),
-            "ensure_kb_seconds": round(opened, 2)}
+    count = store.select_rows(f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{SUMMARY_GRAPH}> "
+                              f"{{ ?s ?p ?o }} }}")[0]["n"]
+    records = store.select_rows("SELECT (COUNT(?g) AS ?n) WHERE { GRAPH ?g { ?g a "
+                                "<https://w3id.org/necessity/ontology#Determination> } }")[0]["n"]
+    return {"store": store, "path": path, "records": int(records),
+            "quads": figures["record_quads"] + int(count), "summary_quads": int(count),
+            "disk_gb": round(folder_size(path) / 1e9, 2),
+            "ensure_kb_seconds": round(opened, 2), **figures}
 
 
 def time_queries(store: EmbeddedStore, folder: Path, repeat: int) -> dict[str, dict]:
     """name -> {"median_ms", "min_ms", "cpu_median_ms", "rows"} for every .rq of `folder`:
-    wall-clock time, and the CPU time of this process (pyoxigraph evaluates a query in the
-    calling thread), which other jobs on a shared machine inflate much less."""
+    wall-clock time, and the CPU time of the calling thread (pyoxigraph evaluates a query, and
+    serialises its result, in the calling thread; RocksDB's own threads are not counted), which
+    other jobs on a shared machine inflate much less."""
     out = {}
     for path in sorted(folder.glob("*.rq")):
         text = path.read_text(encoding="utf-8")
@@ -188,10 +149,10 @@ def time_queries(store: EmbeddedStore, folder: Path, repeat: int) -> dict[str, d
         rows = len(json.loads(payload)["results"]["bindings"]) if kind == "solutions" else 0
         times, cpu = [], []
         for _ in range(repeat):
-            t, c = time.perf_counter(), time.process_time()
+            t, c = time.perf_counter(), time.thread_time()
             store.select_json(text, source=path.name)
             times.append((time.perf_counter() - t) * 1000)
-            cpu.append((time.process_time() - c) * 1000)
+            cpu.append((time.thread_time() - c) * 1000)
         out[path.stem] = {"median_ms": round(statistics.median(times), 1),
                           "min_ms": round(min(times), 1),
                           "cpu_median_ms": round(statistics.median(cpu), 1), "rows": rows}
@@ -215,10 +176,12 @@ def throughput(cases: str, policy: str, n: int, tmp: Path) -> list[dict]:
 
 def measure(decisions: int = 100_000, baseline_decisions: int = 10_000, repeat: int = 5,
             cases: str = str(ROOT / "cases"), policy: str = "lcd-l39240",
-            throughput_cases: int | None = None) -> dict:
+            throughput_cases: int | None = None, cache: Path | None = None) -> dict:
     """Query medians at `decisions` stored decisions, and current + baseline (pre-summary)
     medians at `baseline_decisions` (0: no baseline); with `throughput_cases` (0 = one per
-    corpus case), batch throughput on 1 and 2 workers first. Returns a JSON-able dict."""
+    corpus case), batch throughput on 1 and 2 workers first. The stores are kept in (and reused
+    from) `cache` (a folder; None: built in a temporary folder and removed). Returns a JSON-able
+    dict."""
     batch._init_state(str(ROOT), policy, None)  # knowledge base loaded before any clock
     tmp = Path(tempfile.mkdtemp(prefix="bench-store-"))
     result: dict = {"policy": policy, "cpus": os.cpu_count(), "python": sys.version.split()[0],
@@ -232,13 +195,14 @@ def measure(decisions: int = 100_000, baseline_decisions: int = 10_000, repeat: 
         if baseline_decisions:
             sizes.append(("baseline", baseline_decisions))
         for key, size in sizes:
-            built = build_store(tmp / key, originals, size)
-            store = built.pop("store")
+            built = open_store(originals, size, cache)
+            store, path = built.pop("store"), built.pop("path")
             entry = {**built, "queries": time_queries(store, QUERIES, repeat)}
             if key == "baseline":
                 entry["record_queries"] = time_queries(store, BASELINE_QUERIES, repeat)
             store.close()
-            shutil.rmtree(tmp / key, ignore_errors=True)
+            if cache is None:
+                shutil.rmtree(path.parent, ignore_errors=True)
             result[key] = entry
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -264,9 +228,14 @@ def print_report(r: dict) -> None:
     a, b = r["at_size"], r.get("baseline")
     for key, e in (("at_size", a), ("baseline", b)):
         if e:
+            how = (f"reused from {e['cache']} (built earlier in" if e["reused"] else "built in")
             print(f"\n{key}: {e['records']:,} decisions, {e['quads']:,} quads "
-                  f"({e['summary_quads']:,} in the summary graph); built in {e['build_seconds']} s "
-                  f"(summaries {e['summary_seconds']} s); ensure_kb {e['ensure_kb_seconds']} s")
+                  f"({e['summary_quads']:,} in the summary graph), {e['disk_gb']} GB on disk; "
+                  f"{how} {e['load_seconds']} s + compaction {e['compact_seconds']} s"
+                  f"{')' if e['reused'] else ''} (summaries {e['summary_seconds']} s of it); "
+                  f"ensure_kb {e['ensure_kb_seconds']} s")
+            if e["cache"] and not e["reused"]:
+                print(f"  kept in {e['cache']} for the next run (--no-cache: not kept)")
     print(f"\nQuery medians of {r['repeat']} runs after a warm-up: wall-clock ms / CPU ms (rows)")
     head = f"{'query':<32} | {str(a['records']) + ' summary':>22}"
     if b:
@@ -291,10 +260,16 @@ def main() -> int:
     p.add_argument("--baseline-decisions", type=int, default=10_000,
                    help="size of the store for the pre-summary queries (0: none)")
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--cache", type=Path, default=default_cache(),
+                   help="folder keeping the built stores, reused when their inputs are the "
+                        "same (default: %(default)s)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="build the stores in a temporary folder and remove them")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     args = p.parse_args()
     r = measure(args.decisions, args.baseline_decisions, args.repeat, args.cases, args.policy,
-                None if args.skip_throughput else args.throughput_cases)
+                None if args.skip_throughput else args.throughput_cases,
+                None if args.no_cache else args.cache)
     if args.json:
         print(json.dumps(r, indent=2))
     else:

@@ -87,20 +87,64 @@ def check_evidence_cited_by_approvals(rows, corpus):
 DECISIVE = {"approved": NR.Met, "denied": NR.Unmet, "pended": NR.Missing}
 
 
+def _on_inference(d) -> tuple[set[str], set]:
+    """(reference ids of the decisive criteria resting on inferred facts, those facts)."""
+    g, refs, facts = d.record, set(), set()
+    for res in g.objects(d.node, NR.hasCriterionResult):
+        inferred = set(g.objects(res, NR.decidedByInference))
+        if inferred and g.value(res, NR.verdict) == DECISIVE[d.record_outcome]:
+            refs.add(str(g.value(res, NR.referenceId)))
+            facts |= inferred
+    return refs, facts
+
+
 def check_inferred(rows, corpus):
-    want = {}
+    versions = {p["iri"]: p["version"] for p in corpus.reasoner.policies()}
+    want = Counter()
     for d in corpus.decided:
-        g, outcome = d.record, d.record_outcome
-        refs, facts = set(), set()
-        for res in g.objects(d.node, NR.hasCriterionResult):
-            inferred = set(g.objects(res, NR.decidedByInference))
-            if inferred and g.value(res, NR.verdict) == DECISIVE[outcome]:
-                refs.add(str(g.value(res, NR.referenceId)))
-                facts |= inferred
-        if refs:
-            want[d.iri] = (outcome, refs, len(facts))
-    got = {r["d"]: (r["outcome"], set(r["criteria"].split()), int(r["inferredFacts"])) for r in rows}
-    assert got == want
+        key = (d.policy, versions[str(d.version)])
+        refs, _ = _on_inference(d)
+        for ref in refs:
+            want[key + (ref, d.record_outcome)] += 1
+    got = Counter()
+    for r in rows:
+        key = (r["policyId"], r["version"])
+        assert int(r["decisions"]) == sum(int(r[o]) for o in ("approved", "denied", "pended"))
+        for outcome in ("approved", "denied", "pended"):
+            if int(r[outcome]):
+                got[key + (r["ref"], outcome)] = int(r[outcome])
+    assert got == want and want, "the corpus has decisions resting on inferred facts"
+
+
+def check_inferred_list(rows, corpus):
+    """The default month (the latest among decisions resting on inferred facts), every
+    criterion; the same query with a month and a criterion chosen is checked below."""
+    chosen = {d.iri: d for d in corpus.decided if _on_inference(d)[0] and d.service_date}
+    latest = max(d.service_date.isoformat()[:7] for d in chosen.values())
+    assert {r["d"] for r in rows} == {i for i, d in chosen.items()
+                                      if d.service_date.isoformat()[:7] == latest}
+    for r in rows:
+        d = chosen[r["d"]]
+        refs, facts = _on_inference(d)
+        assert (r["caseId"], r["serviceDate"], r["outcome"]) == (
+            d.iri.split("/determination/")[1].split("/")[0], d.service_date.isoformat(),
+            d.record_outcome)
+        assert (set(r["criteria"].split()), int(r["inferredFacts"])) == (refs, len(facts))
+    assert [r["serviceDate"] for r in rows] == sorted(r["serviceDate"] for r in rows)
+
+
+def test_inferred_list_for_a_chosen_month_and_criterion(corpus):
+    text = (QUERIES / "decisions-on-inferred-facts-list.rq").read_text(encoding="utf-8")
+    picks = Counter((d.service_date.isoformat()[:7], ref) for d in corpus.decided
+                    if d.service_date for ref in _on_inference(d)[0])
+    (month, ref), count = sorted(picks.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+    assert text.count("VALUES ?chosenMonth { UNDEF }") == 1
+    assert text.count("VALUES ?chosenRef { UNDEF }") == 1
+    text = text.replace("VALUES ?chosenMonth { UNDEF }", f'VALUES ?chosenMonth {{ "{month}" }}')
+    text = text.replace("VALUES ?chosenRef { UNDEF }", f'VALUES ?chosenRef {{ "{ref}" }}')
+    rows = corpus.store.select_rows(text)
+    assert len(rows) == count
+    assert all(ref in r["criteria"].split() and r["serviceDate"][:7] == month for r in rows)
 
 
 def superseded_expected(decisions, versions_by_policy) -> set[tuple[str, str, str]]:
@@ -188,6 +232,7 @@ CHECKS = {
     "pend-reasons.rq": check_pend_reasons,
     "evidence-cited-by-approvals.rq": check_evidence_cited_by_approvals,
     "decisions-on-inferred-facts.rq": check_inferred,
+    "decisions-on-inferred-facts-list.rq": check_inferred_list,
     "superseded-policy-version.rq": check_superseded,
     "near-threshold-pain-duration.rq": check_near_threshold,
     "criteria-never-met.rq": check_never_met,

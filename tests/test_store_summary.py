@@ -51,7 +51,7 @@ def expected_own(iri: str, nt: str) -> Graph:
 def test_every_query_has_its_record_graph_counterpart():
     assert sorted(p.name for p in QUERIES.glob("*.rq")) == sorted(
         p.name for p in RECORD_QUERIES.glob("*.rq"))
-    assert len(list(QUERIES.glob("*.rq"))) == 9
+    assert len(list(QUERIES.glob("*.rq"))) == 10
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in QUERIES.glob("*.rq")))
