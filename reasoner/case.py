@@ -82,9 +82,9 @@ def load_case(path: str | Path, kb_graph: Graph | None = None) -> Case:
 
 def read_turtle(path: Path) -> Graph:
     """A Turtle case file as an rdflib Graph: read by pyoxigraph's parser (a case is read many
-    times faster than by rdflib's), each term made as rdflib's parser makes it; the same
-    triples, added in the order rdflib's parser adds them (tests/test_case_turtle.py checks
-    both on every Turtle case of the repo). rdflib's own parser reads what pyoxigraph refuses
+    times faster than by rdflib's), each term made as rdflib's parser makes it: the same graph,
+    and the same determination byte for byte (tests/test_case_turtle.py, on every Turtle case of
+    the repo), in rdflib's SimpleMemory store. rdflib's own parser reads what pyoxigraph refuses
     (its message, or its reading where it is more lenient) and any file with a language tag
     (pyoxigraph writes tags in lower case; rdflib keeps them as written)."""
     from pyoxigraph import Literal as OxLiteral, RdfFormat, parse

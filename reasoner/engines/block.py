@@ -1,12 +1,11 @@
-"""Set-at-a-time: a block of cases decided in ONE pyoxigraph store (issue 9 point 3).
+"""Set-at-a-time: a block of cases decided a few stores at a time (issue 9 point 3).
 
 The compiled engine (reasoner/engines/compiled_run.py) runs a pack's `Program` per case: the
 inference rules, each SHACL-SPARQL constraint once per focus node, each trace query once. Over a
 block of a few hundred cases that is tens of thousands of small queries. Here the block's
-per-case graphs are loaded into one store, one named graph per case, and:
+per-case graphs are loaded `STORE_CASES` to a store, one named graph per case, and:
 
-* each SPARQL constraint and each trace query that can be scoped safely runs ONCE for the
-  whole block: its WHERE group becomes `GRAPH ?g { VALUES (?g ?this) { (case graph, focus
+* each SPARQL constraint and each trace query that can be scoped safely runs ONCE per store: its WHERE group becomes `GRAPH ?g { VALUES (?g ?this) { (case graph, focus
   node) ... } <the original group> }`, `?g` is added to the projection, and the solutions are
   split per case graph and focus node. SHACL pre-binding (SHACL 1.1 section 5.3.1) substitutes
   `$this` everywhere in the query; a variable bound by a VALUES block at the top of the group is
@@ -95,15 +94,15 @@ def runner_for(state: dict):
 
 def decide_block(reasoner, policy_id: str, version: str | None, output: str, items) -> list:
     """Decide `items` (paths or `Inline` cases) set-at-a-time: CaseResults in item order."""
-    from ..batch.state import decide_one, load_item, paused_gc, result_of
+    from ..batch.state import paused_gc
 
     with paused_gc():
-        return _decide_block(reasoner, policy_id, version, output, items, decide_one,
-                             load_item, result_of)
+        return _decide_block(reasoner, policy_id, version, output, items)
 
 
-def _decide_block(reasoner, policy_id, version, output, items, decide_one, load_item,
-                  result_of) -> list:
+def _decide_block(reasoner, policy_id, version, output, items) -> list:
+    from ..batch.state import decide_one, load_item, result_of
+
     starts = [time.perf_counter()] * len(items)
     cases: list = [None] * len(items)
     for i, item in enumerate(items):
